@@ -1,0 +1,1 @@
+"""The ``vend`` command line: parse arguments, call a package, render with Rich."""

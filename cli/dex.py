@@ -1,0 +1,7 @@
+"""`vend dex`: placeholder until its commands land."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="dex tools.")

@@ -1,0 +1,1 @@
+"""The machine: bus loop, vend session, journal, outbox, commands, DEX audit, config."""

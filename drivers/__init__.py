@@ -1,0 +1,1 @@
+"""The only layer that touches serial ports: MDB links, the dispenser board, simulators."""

@@ -1,0 +1,1 @@
+"""The fleet service: ingest, store, stock, forecast, scheduling, routing, receipts, audit."""
