@@ -1,7 +1,11 @@
-"""`vend sim`: placeholder until its commands land."""
+"""`vend sim`: simulated hardware on pseudo-terminals, each in its own process."""
 
 from __future__ import annotations
 
 import typer
 
-app = typer.Typer(no_args_is_help=True, help="sim tools.")
+from cli import sim_dispenser, sim_mdb
+
+app = typer.Typer(no_args_is_help=True, help="Simulated MDB peripherals and dispensing boards.")
+app.command("mdb")(sim_mdb.run)
+app.command("dispenser")(sim_dispenser.run)

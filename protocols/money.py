@@ -50,8 +50,14 @@ _KNOWN = (
 CURRENCIES: dict[str, Currency] = {c.code: c for c in _KNOWN}
 _BY_NUMERIC: dict[int, Currency] = {c.numeric: c for c in _KNOWN}
 # MDB's older "country code" form uses telephone prefixes; only the common ones map cleanly.
-_BY_PHONE: dict[int, Currency] = {1: CURRENCIES["USD"], 84: CURRENCIES["VND"], 81: CURRENCIES["JPY"],
-                                  44: CURRENCIES["GBP"], 41: CURRENCIES["CHF"], 7: CURRENCIES["RUB"]}  # fmt: skip
+_BY_PHONE: dict[int, Currency] = {
+    1: CURRENCIES["USD"],
+    7: CURRENCIES["RUB"],
+    41: CURRENCIES["CHF"],
+    44: CURRENCIES["GBP"],
+    81: CURRENCIES["JPY"],
+    84: CURRENCIES["VND"],
+}
 
 
 def currency(code: str) -> Currency:

@@ -44,7 +44,7 @@ class SimPeripheral(abc.ABC):
     def handle(self, block: bytes, now: float) -> SimAnswer:
         """Answer one command block (address byte + data, checksum already verified)."""
 
-    def acked(self, ok: bool) -> None:  # noqa: FBT001
+    def acked(self, ok: bool) -> None:
         """The VMC ACKed (``ok``) or did not ACK the data we last sent."""
 
     def control(self, action: str, args: dict[str, object], now: float) -> dict[str, object]:
@@ -82,6 +82,6 @@ class SimBus:
             return Silence()
         return p.handle(block, now)
 
-    def acked(self, ok: bool) -> None:  # noqa: FBT001
+    def acked(self, ok: bool) -> None:
         if self._last is not None:
             self._last.acked(ok)

@@ -8,7 +8,6 @@ machines use to turn blocks into messages and back.
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 from typing import ClassVar, Protocol
 
@@ -26,9 +25,8 @@ class Message:
 
     def describe(self) -> dict[str, object]:
         """Decoded fields as JSON-friendly values (for traces and ``--json``)."""
-        if not dataclasses.is_dataclass(self):
-            return {}
-        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        fields = getattr(self, "__dataclass_fields__", {})
+        return {name: _plain(getattr(self, name)) for name in fields}
 
 
 def _plain(value: object) -> object:

@@ -231,5 +231,7 @@ class CommandReader:
                 if checksum(block) == chk:
                     events.append(CommandReceived(block))
                 else:
-                    events.append(CommandCorrupt(block, f"checksum {chk:#04x} != {checksum(block):#04x}"))
+                    events.append(
+                        CommandCorrupt(block, f"checksum {chk:#04x} != {checksum(block):#04x}")
+                    )
         return events

@@ -1,0 +1,3 @@
+"""Registers the link backends that ship with vendfleet (filled in by each backend)."""
+
+from __future__ import annotations
