@@ -1,0 +1,217 @@
+"""Everything that can happen to a vend session. Each input is journaled before it applies.
+
+Inputs are pydantic models with a ``type`` tag so the journal can store them as JSON
+and read them back exactly; money fields are :class:`protocols.money.Money`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from protocols.money import Money
+from protocols.vend.model import Selection
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --- configuration and service ------------------------------------------------------
+
+
+class PlanogramLoaded(_Input):
+    type: Literal["planogram_loaded"] = "planogram_loaded"
+    currency: str
+    selections: tuple[Selection, ...]
+
+
+class PriceChanged(_Input):
+    type: Literal["price_changed"] = "price_changed"
+    code: str
+    price: Money
+
+
+class ServiceStateChanged(_Input):
+    """A selection taken out of or put back into service (by an operator or the fleet)."""
+
+    type: Literal["service_state_changed"] = "service_state_changed"
+    code: str
+    in_service: bool
+    reason: str = ""
+
+
+class StockFilled(_Input):
+    """A person set the selection's count (fill to par, or a counted level)."""
+
+    type: Literal["stock_filled"] = "stock_filled"
+    code: str
+    count: int = Field(ge=0)
+
+
+class StockRemoved(_Input):
+    type: Literal["stock_removed"] = "stock_removed"
+    code: str
+    count: int = Field(ge=1)
+    reason: str = "removed"
+
+
+class TestVendRequested(_Input):
+    type: Literal["test_vend_requested"] = "test_vend_requested"
+    code: str
+
+
+class TubesFilled(_Input):
+    """Coins put into the tubes by hand (service mode), value in minor units."""
+
+    type: Literal["tubes_filled"] = "tubes_filled"
+    value: Money
+
+
+class TubesEmptied(_Input):
+    type: Literal["tubes_emptied"] = "tubes_emptied"
+    value: Money
+
+
+# --- the changer's tubes and the acceptors' tables, for exact-change decisions ------
+
+
+class TubesRead(_Input):
+    """Tube contents as (coin type, coin value, count)."""
+
+    type: Literal["tubes_read"] = "tubes_read"
+    tubes: tuple[tuple[int, Money, int], ...]
+
+
+class AcceptorsConfigured(_Input):
+    """Which coin and bill types the acceptors know (from their SETUP answers)."""
+
+    type: Literal["acceptors_configured"] = "acceptors_configured"
+    coins: tuple[tuple[int, Money], ...] = ()
+    bills: tuple[tuple[int, Money], ...] = ()
+    card_readers: tuple[int, ...] = ()
+
+
+# --- cash ------------------------------------------------------------------------------
+
+
+class CoinInserted(_Input):
+    type: Literal["coin_inserted"] = "coin_inserted"
+    coin_type: int
+    value: Money
+    to_tube: bool
+
+
+class BillEscrowed(_Input):
+    type: Literal["bill_escrowed"] = "bill_escrowed"
+    bill_type: int
+    value: Money
+
+
+class BillStacked(_Input):
+    type: Literal["bill_stacked"] = "bill_stacked"
+    bill_type: int
+    value: Money
+
+
+class BillReturned(_Input):
+    type: Literal["bill_returned"] = "bill_returned"
+    bill_type: int | None = None
+    value: Money | None = None
+
+
+class ReturnRequested(_Input):
+    """Return lever, cancel key, or the credit-timeout policy."""
+
+    type: Literal["return_requested"] = "return_requested"
+    reason: str = "customer"
+
+
+class PayoutFinished(_Input):
+    type: Literal["payout_finished"] = "payout_finished"
+    payout_id: int
+    paid: Money
+
+
+# --- cashless --------------------------------------------------------------------------
+
+
+class CardSessionBegan(_Input):
+    type: Literal["card_session_began"] = "card_session_began"
+    reader: int
+    funds: Money | None = None
+
+
+class CardVendApproved(_Input):
+    type: Literal["card_vend_approved"] = "card_vend_approved"
+    reader: int
+    amount: Money | None = None
+
+
+class CardVendDenied(_Input):
+    type: Literal["card_vend_denied"] = "card_vend_denied"
+    reader: int
+
+
+class CardSessionEnded(_Input):
+    """END SESSION, a reader reset, or the reader going offline: the session is over."""
+
+    type: Literal["card_session_ended"] = "card_session_ended"
+    reader: int
+    reason: str = "ended"
+
+
+# --- selection and dispensing ----------------------------------------------------------
+
+
+class SelectionPressed(_Input):
+    type: Literal["selection_pressed"] = "selection_pressed"
+    code: str
+
+
+class DispenseFinished(_Input):
+    """The board's verdict on a vend id: delivered or not, and whether the slot is usable."""
+
+    type: Literal["dispense_finished"] = "dispense_finished"
+    vend_id: int
+    delivered: bool
+    outcome: str
+    slot_out_of_service: bool = False
+
+
+VendInput = Annotated[
+    PlanogramLoaded
+    | PriceChanged
+    | ServiceStateChanged
+    | StockFilled
+    | StockRemoved
+    | TestVendRequested
+    | TubesFilled
+    | TubesEmptied
+    | TubesRead
+    | AcceptorsConfigured
+    | CoinInserted
+    | BillEscrowed
+    | BillStacked
+    | BillReturned
+    | ReturnRequested
+    | PayoutFinished
+    | CardSessionBegan
+    | CardVendApproved
+    | CardVendDenied
+    | CardSessionEnded
+    | SelectionPressed
+    | DispenseFinished,
+    Field(discriminator="type"),
+]
+
+INPUT_ADAPTER: TypeAdapter[VendInput] = TypeAdapter(VendInput)
+
+
+def encode_input(event: VendInput) -> str:
+    return event.model_dump_json()
+
+
+def decode_input(text: str | bytes) -> VendInput:
+    return INPUT_ADAPTER.validate_json(text)
