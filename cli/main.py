@@ -26,3 +26,7 @@ def demo() -> None:
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

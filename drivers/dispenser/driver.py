@@ -1,0 +1,238 @@
+"""``Dispenser``: the async driver for a motor board speaking docs/dispenser-protocol.md.
+
+The protocol decisions live in :mod:`protocols.dispense` (client, procedures); this
+module only moves bytes and waits. One transaction at a time: the bus is half
+duplex and the board answers one request at a time.
+
+Exactly-once in practice: the controller picks a fresh vend id, journals it with
+:attr:`Dispenser.board_boot`, then calls :meth:`Dispenser.vend`. After a crash it
+calls :meth:`Dispenser.query` with that id and boot, and only then
+:meth:`Dispenser.acknowledge_reset` if the board was reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from types import TracebackType
+from typing import Self, TypeVar
+
+from drivers.dispenser.errors import (
+    BoardBusyError,
+    BoardNotAnsweringError,
+    BoardResetPendingError,
+    DispenserError,
+)
+from drivers.dispenser.transport import Transport, transport_for_url
+from drivers.sim.dispenser import SimDispenserBoard
+from protocols.dispense import errors as proto
+from protocols.dispense.client import ClientTiming, DispenserClient, NoAnswer
+from protocols.dispense.messages import (
+    AcknowledgeReset,
+    BoardStatus,
+    ErrorReply,
+    FaultCleared,
+    GetStatus,
+    Request,
+    ResetAcknowledged,
+    ResetFault,
+    Response,
+    VendRecord,
+)
+from protocols.dispense.procedures import Finished, ResolveProcedure, Step, VendProcedure
+from protocols.dispense.results import VendResult
+
+_R = TypeVar("_R", bound=Response)
+
+
+class Dispenser:
+    def __init__(
+        self,
+        transport: Transport,
+        *,
+        address: int = 0x01,
+        timing: ClientTiming | None = None,
+        url: str = "",
+    ) -> None:
+        self.transport = transport
+        self.url = url
+        self.timing = timing or ClientTiming()
+        self._client = DispenserClient(address, self.timing)
+        self._lock = asyncio.Lock()
+        self._open = False
+        #: The board's boot count as last seen; journal it with a vend id before RUN.
+        self.board_boot: int | None = None
+
+    # --- life cycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        if not self._open:
+            await self.transport.open()
+            self._open = True
+
+    async def close(self) -> None:
+        if self._open:
+            self._open = False
+            self._client.abandon()
+            await self.transport.close()
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- operations ---------------------------------------------------------------
+
+    async def status(self) -> BoardStatus:
+        answer = await self._expect(GetStatus(), BoardStatus)
+        self.board_boot = answer.boot_count
+        return answer
+
+    async def vend(self, motor: int, vend_id: int, timeout: float = 10.0) -> VendResult:
+        """Run one vend and wait for the drop sensor's verdict.
+
+        Raises :class:`DispenserError` if the board stops answering: the vend is then
+        unresolved and must be settled with :meth:`query` once the board is back.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            procedure = VendProcedure(
+                motor, vend_id, loop.time(), timeout, self.timing.poll_interval
+            )
+        except proto.DecodeError as exc:
+            raise DispenserError(f"cannot vend: {exc}") from None
+        result = await self._run(procedure)
+        assert result is not None  # a vend always ends in a verdict
+        return result
+
+    async def query(
+        self,
+        vend_id: int,
+        timeout: float = 10.0,
+        *,
+        void: bool = True,
+        since_boot: int | None = None,
+    ) -> VendResult | None:
+        """What happened to ``vend_id``: a verdict, or ``None`` if the board never got it.
+
+        ``None`` is final: with ``void`` the board also refuses that id from now on.
+        A board that lost its memory gives outcome UNKNOWN, never ``None``. Pass the
+        boot count journaled with the vend as ``since_boot`` to catch a reset that
+        someone already acknowledged.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            procedure = ResolveProcedure(
+                vend_id,
+                loop.time(),
+                timeout,
+                self.timing.poll_interval,
+                void=void,
+                since_boot=since_boot,
+            )
+        except proto.DecodeError as exc:
+            raise DispenserError(f"cannot query: {exc}") from None
+        return await self._run(procedure)
+
+    async def reset_fault(self, motor: int | None) -> None:
+        """Clear a motor's latched fault after service (``None``: every motor)."""
+        try:
+            request = ResetFault(motor)
+        except proto.DecodeError as exc:
+            raise DispenserError(f"cannot reset fault: {exc}") from None
+        await self._expect(request, FaultCleared)
+
+    async def acknowledge_reset(self, boot_count: int | None = None) -> int:
+        """Clear the board's RESET flag so it accepts RUN again; returns the boot count.
+
+        Call it only after every journaled in-flight vend was resolved with
+        :meth:`query`: afterwards the board can no longer say it lost its memory.
+        """
+        if boot_count is None:
+            boot_count = (await self.status()).boot_count
+        answer = await self._expect(AcknowledgeReset(boot_count), ResetAcknowledged)
+        self.board_boot = answer.boot_count
+        return answer.boot_count
+
+    # --- plumbing -----------------------------------------------------------------
+
+    async def _run(self, procedure: VendProcedure | ResolveProcedure) -> VendResult | None:
+        loop = asyncio.get_running_loop()
+        step: Step = procedure.start()
+        while not isinstance(step, Finished):
+            delay = step.at - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            answer = await self._transact(step.request)
+            try:
+                step = procedure.on_answer(answer, loop.time())
+            except proto.BoardResetPendingError as exc:
+                raise BoardResetPendingError(f"{self._where}: {exc}") from None
+            except proto.BoardBusyError as exc:
+                raise BoardBusyError(f"{self._where}: {exc}") from None
+            except proto.ProcedureError as exc:
+                raise DispenserError(f"{self._where}: {exc}") from None
+        return step.result
+
+    async def _expect(self, request: Request, kind: type[_R]) -> _R:
+        answer = await self._transact(request)
+        if isinstance(answer, ErrorReply):
+            raise DispenserError(
+                f"{self._where}: board refused {type(request).__name__} ({answer.error.name})"
+            )
+        if not isinstance(answer, kind):
+            raise DispenserError(f"{self._where}: unexpected {type(answer).__name__}")
+        return answer
+
+    @property
+    def _where(self) -> str:
+        return f"dispenser {self.url or 'board'}"
+
+    async def _transact(self, request: Request) -> Response:
+        async with self._lock:
+            if not self._open:
+                raise DispenserError(f"{self._where} is not open")
+            loop = asyncio.get_running_loop()
+            client = self._client
+            try:
+                self.transport.write(client.send(request, loop.time()))
+                while True:
+                    deadline = client.deadline
+                    assert deadline is not None
+                    remaining = deadline - loop.time()
+                    if remaining > 0:
+                        data = await self.transport.read(remaining)
+                        if data:
+                            answered = client.receive(data, loop.time())
+                            if answered is not None:
+                                self._note(answered.response)
+                                return answered.response
+                            continue
+                    retry = client.on_timeout(loop.time())
+                    if isinstance(retry, NoAnswer):
+                        raise BoardNotAnsweringError(
+                            f"{self._where} did not answer {type(request).__name__} "
+                            f"after {retry.attempts} attempts"
+                        )
+                    if retry is not None:
+                        self.transport.write(retry)
+            finally:
+                client.abandon()
+
+    def _note(self, answer: Response) -> None:
+        if isinstance(answer, VendRecord | BoardStatus):
+            self.board_boot = answer.boot_count
+
+
+def open_dispenser(
+    url: str, *, board: SimDispenserBoard | None = None, timing: ClientTiming | None = None
+) -> Dispenser:
+    """Build (not yet open) the driver for ``url``; ``board`` backs a ``memory://`` URL."""
+    transport, address = transport_for_url(url, board)
+    return Dispenser(transport, address=address, timing=timing, url=url)

@@ -1,0 +1,31 @@
+"""The dispensing-board protocol's own errors. Garbage on the wire raises these and nothing else."""
+
+from __future__ import annotations
+
+
+class DispenseError(Exception):
+    """Base of every error the dispenser protocol code raises."""
+
+
+class FrameError(DispenseError):
+    """Bytes that break the frame rules: no start byte, bad length, bad checksum."""
+
+
+class DecodeError(DispenseError):
+    """A well-framed message whose code or fields do not match the protocol tables."""
+
+
+class ClientError(DispenseError):
+    """The client was used out of turn, e.g. a second request while one is in flight."""
+
+
+class ProcedureError(DispenseError):
+    """The board answered, but not in a way a vend or a query can continue from."""
+
+
+class BoardResetPendingError(ProcedureError):
+    """The board restarted and refuses RUN until the controller acknowledges the reset."""
+
+
+class BoardBusyError(ProcedureError):
+    """Another vend id is still running on the board."""

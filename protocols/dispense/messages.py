@@ -1,0 +1,411 @@
+"""Commands and answers of the dispensing-board protocol as frozen dataclasses.
+
+A request's CODE is 0x01..0x7F; the board answers with CODE | 0x80 and the same
+SEQ, or with ERROR (0xFF) naming the request code it refuses. Multi-byte fields are
+big-endian. Field tables: docs/dispenser-protocol.md, section 5.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, fields
+from typing import ClassVar, TypeVar
+
+from protocols.dispense.errors import DecodeError
+from protocols.dispense.frames import MAX_PAYLOAD, RESPONSE_BIT
+
+NO_MOTOR = 0xFF  # "no motor" in a record; "every motor" in RESET FAULT
+MAX_MOTORS = 100  # motor address = row * 10 + column, rows and columns 0..9
+MAX_LISTED_FAULTS = 32  # STATUS lists at most this many latched faults
+
+_E = TypeVar("_E", bound=enum.IntEnum)
+
+
+class FieldError(DecodeError, ValueError):
+    """A field value outside its range (bad input from the wire or from a caller)."""
+
+
+class Fault(enum.IntEnum):
+    """Why a vend did not complete normally; latched per motor except NO_DROP."""
+
+    NONE = 0x00
+    JAM = 0x01  # motor stalled before reaching home
+    EMPTY = 0x02  # column-empty switch, or no product reached the spiral end
+    MOTOR_NOT_HOME = 0x03  # turned, but the home switch never closed again
+    OVER_CURRENT = 0x04  # driver cut the motor off
+    INVALID_SLOT = 0x05  # no motor at that address
+    NO_DROP = 0x06  # motor fine, the drop sensor saw nothing (product hangs)
+
+
+class VendState(enum.IntEnum):
+    NOT_SEEN = 0x00  # no RUN with this vend id since the board's memory began
+    IN_PROGRESS = 0x01
+    DONE = 0x02
+    VOIDED = 0x03  # declared dead by QUERY(void); a RUN with this id never turns a motor
+
+
+class ErrorCode(enum.IntEnum):
+    UNKNOWN_COMMAND = 0x01
+    BAD_LENGTH = 0x02
+    BAD_ARGUMENT = 0x03
+    BUSY = 0x04  # another vend id is in progress
+    STALE_BOOT = 0x05  # ACK RESET named a boot count that is not the current one
+    RESET_PENDING = 0x06  # RUN refused: the board restarted and nobody acknowledged it yet
+
+
+class BoardFlags(enum.IntFlag):
+    NONE = 0
+    RESET = 0x01  # the board restarted and lost its vend memory; not yet acknowledged
+    BUSY = 0x02  # a motor is running
+    FAULTS_TRUNCATED = 0x04  # more latched faults than STATUS lists
+
+
+def _check(name: str, value: int, low: int, high: int) -> None:
+    if not low <= value <= high:
+        raise FieldError(f"{name} {value} outside {low}..{high}")
+
+
+def _check_motor(motor: int) -> None:
+    _check("motor", motor, 0, MAX_MOTORS - 1)
+
+
+def _check_vend_id(vend_id: int) -> None:
+    _check("vend id", vend_id, 1, 0xFFFFFFFF)
+
+
+class Message:
+    """Base of every request and answer."""
+
+    CODE: ClassVar[int] = 0
+
+    def describe(self) -> dict[str, object]:
+        """Fields as JSON-friendly values (logs, ``--json``)."""
+        out: dict[str, object] = {"message": type(self).__name__}
+        for f in fields(self):  # type: ignore[arg-type]
+            value = getattr(self, f.name)
+            if isinstance(value, enum.Enum):
+                value = value.name.lower()
+            elif isinstance(value, tuple):
+                value = [v.describe() if isinstance(v, Message) else v for v in value]
+            out[f.name] = value
+        return out
+
+
+# --- requests (controller -> board) -----------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus(Message):
+    CODE: ClassVar[int] = 0x01
+
+
+@dataclass(frozen=True, slots=True)
+class RunMotor(Message):
+    """Run one vend. The board executes a given vend id at most once, ever, per boot."""
+
+    CODE: ClassVar[int] = 0x02
+    motor: int
+    vend_id: int
+
+    def __post_init__(self) -> None:
+        _check_motor(self.motor)
+        _check_vend_id(self.vend_id)
+
+
+@dataclass(frozen=True, slots=True)
+class QueryVend(Message):
+    """What happened to a vend id; with ``void_if_unseen`` an unseen id can never run later."""
+
+    CODE: ClassVar[int] = 0x03
+    vend_id: int
+    void_if_unseen: bool = False
+
+    def __post_init__(self) -> None:
+        _check_vend_id(self.vend_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetFault(Message):
+    """Clear the latched fault of one motor (``None``: all) after service."""
+
+    CODE: ClassVar[int] = 0x04
+    motor: int | None
+
+    def __post_init__(self) -> None:
+        if self.motor is not None:
+            _check_motor(self.motor)
+
+
+@dataclass(frozen=True, slots=True)
+class AcknowledgeReset(Message):
+    """Clear the RESET flag; names the boot count so a newer reset is never acked blindly."""
+
+    CODE: ClassVar[int] = 0x05
+    boot_count: int
+
+    def __post_init__(self) -> None:
+        _check("boot count", self.boot_count, 0, 0xFFFF)
+
+
+Request = GetStatus | RunMotor | QueryVend | ResetFault | AcknowledgeReset
+REQUEST_TYPES: dict[int, type[Request]] = {
+    t.CODE: t for t in (GetStatus, RunMotor, QueryVend, ResetFault, AcknowledgeReset)
+}
+
+
+# --- answers (board -> controller) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MotorFault(Message):
+    motor: int
+    fault: Fault
+
+    def __post_init__(self) -> None:
+        _check_motor(self.motor)
+        if self.fault is Fault.NONE:
+            raise FieldError(f"motor {self.motor} listed as faulted with fault NONE")
+
+
+@dataclass(frozen=True, slots=True)
+class BoardStatus(Message):
+    CODE: ClassVar[int] = GetStatus.CODE | RESPONSE_BIT
+    boot_count: int
+    flags: BoardFlags
+    motors: int
+    active_vend_id: int | None = None
+    last_vend_id: int | None = None
+    faults: tuple[MotorFault, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check("boot count", self.boot_count, 0, 0xFFFF)
+        _check("motor count", self.motors, 0, MAX_MOTORS)
+        for vend_id in (self.active_vend_id, self.last_vend_id):
+            if vend_id is not None:
+                _check_vend_id(vend_id)
+        if len(self.faults) > MAX_LISTED_FAULTS:
+            raise FieldError(f"{len(self.faults)} faults listed, at most {MAX_LISTED_FAULTS}")
+
+    @property
+    def was_reset(self) -> bool:
+        return BoardFlags.RESET in self.flags
+
+    @property
+    def busy(self) -> bool:
+        return BoardFlags.BUSY in self.flags
+
+
+@dataclass(frozen=True, slots=True)
+class VendRecord(Message):
+    """The board's memory of one vend id; answers both RUN MOTOR and QUERY VEND."""
+
+    CODE: ClassVar[int] = RunMotor.CODE | RESPONSE_BIT
+    vend_id: int
+    state: VendState
+    motor: int | None
+    fault: Fault
+    dropped: bool
+    boot_count: int
+    board_flags: BoardFlags
+
+    def __post_init__(self) -> None:
+        _check_vend_id(self.vend_id)
+        _check("boot count", self.boot_count, 0, 0xFFFF)
+        if self.motor is not None:
+            _check_motor(self.motor)
+        unrun = self.state in (VendState.NOT_SEEN, VendState.VOIDED)
+        if unrun and (self.motor is not None or self.fault is not Fault.NONE or self.dropped):
+            raise FieldError(f"a {self.state.name} record carries no motor, fault or drop")
+        if not unrun and self.motor is None:
+            raise FieldError(f"a {self.state.name} record needs its motor")
+
+    @property
+    def board_was_reset(self) -> bool:
+        return BoardFlags.RESET in self.board_flags
+
+
+@dataclass(frozen=True, slots=True)
+class FaultCleared(Message):
+    CODE: ClassVar[int] = ResetFault.CODE | RESPONSE_BIT
+    motor: int | None
+
+    def __post_init__(self) -> None:
+        if self.motor is not None:
+            _check_motor(self.motor)
+
+
+@dataclass(frozen=True, slots=True)
+class ResetAcknowledged(Message):
+    CODE: ClassVar[int] = AcknowledgeReset.CODE | RESPONSE_BIT
+    boot_count: int
+
+    def __post_init__(self) -> None:
+        _check("boot count", self.boot_count, 0, 0xFFFF)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorReply(Message):
+    CODE: ClassVar[int] = 0xFF
+    request_code: int
+    error: ErrorCode
+
+    def __post_init__(self) -> None:
+        _check("request code", self.request_code, 0, 0x7F)
+
+
+Response = BoardStatus | VendRecord | FaultCleared | ResetAcknowledged | ErrorReply
+
+
+# --- payload codecs ---------------------------------------------------------------
+
+
+def _u32_or_none(value: int | None) -> bytes:
+    return (value or 0).to_bytes(4, "big")
+
+
+def _none_if_zero(value: int) -> int | None:
+    return value or None
+
+
+def _motor_byte(motor: int | None) -> int:
+    return NO_MOTOR if motor is None else motor
+
+
+def _motor_or_none(byte: int) -> int | None:
+    return None if byte == NO_MOTOR else byte
+
+
+def _enum(kind: type[_E], value: int) -> _E:
+    try:
+        return kind(value)
+    except ValueError:
+        raise DecodeError(f"unknown {kind.__name__} code {value:#04x}") from None
+
+
+def _expect_len(what: str, payload: bytes, length: int) -> None:
+    if len(payload) != length:
+        raise DecodeError(f"{what} payload is {len(payload)} bytes, expected {length}")
+
+
+def encode_request(message: Request) -> tuple[int, bytes]:
+    """(CODE, payload) of a request."""
+    match message:
+        case GetStatus():
+            payload = b""
+        case RunMotor(motor=motor, vend_id=vend_id):
+            payload = bytes((motor,)) + vend_id.to_bytes(4, "big")
+        case QueryVend(vend_id=vend_id, void_if_unseen=void):
+            payload = vend_id.to_bytes(4, "big") + bytes((int(void),))
+        case ResetFault(motor=motor):
+            payload = bytes((_motor_byte(motor),))
+        case AcknowledgeReset(boot_count=boot):
+            payload = boot.to_bytes(2, "big")
+    return message.CODE, payload
+
+
+def decode_request(code: int, payload: bytes) -> Request:
+    kind = REQUEST_TYPES.get(code)
+    if kind is None:
+        raise DecodeError(f"unknown request code {code:#04x}")
+    if kind is GetStatus:
+        _expect_len("GET STATUS", payload, 0)
+        return GetStatus()
+    if kind is RunMotor:
+        _expect_len("RUN MOTOR", payload, 5)
+        return RunMotor(payload[0], int.from_bytes(payload[1:5], "big"))
+    if kind is QueryVend:
+        _expect_len("QUERY VEND", payload, 5)
+        if payload[4] > 1:
+            raise DecodeError(f"QUERY VEND flags {payload[4]:#04x} has unknown bits")
+        return QueryVend(int.from_bytes(payload[:4], "big"), bool(payload[4]))
+    if kind is ResetFault:
+        _expect_len("RESET FAULT", payload, 1)
+        return ResetFault(_motor_or_none(payload[0]))
+    _expect_len("ACK RESET", payload, 2)
+    return AcknowledgeReset(int.from_bytes(payload, "big"))
+
+
+def response_code(message: Response, request_code: int) -> int:
+    """The CODE byte for an answer to a request with ``request_code``."""
+    if isinstance(message, ErrorReply):
+        return ErrorReply.CODE
+    return request_code | RESPONSE_BIT
+
+
+def encode_response(message: Response) -> bytes:
+    """The payload of an answer (its CODE comes from :func:`response_code`)."""
+    match message:
+        case BoardStatus():
+            head = (
+                message.boot_count.to_bytes(2, "big")
+                + bytes((message.flags, message.motors))
+                + _u32_or_none(message.active_vend_id)
+                + _u32_or_none(message.last_vend_id)
+                + bytes((len(message.faults),))
+            )
+            return head + b"".join(bytes((f.motor, f.fault)) for f in message.faults)
+        case VendRecord():
+            return (
+                message.vend_id.to_bytes(4, "big")
+                + bytes((message.state, _motor_byte(message.motor), message.fault))
+                + bytes((int(message.dropped),))
+                + message.boot_count.to_bytes(2, "big")
+                + bytes((message.board_flags,))
+            )
+        case FaultCleared(motor=motor):
+            return bytes((_motor_byte(motor),))
+        case ResetAcknowledged(boot_count=boot):
+            return boot.to_bytes(2, "big")
+        case ErrorReply(request_code=code, error=error):
+            return bytes((code, error))
+
+
+def _flags(value: int) -> BoardFlags:
+    known = int(BoardFlags.RESET | BoardFlags.BUSY | BoardFlags.FAULTS_TRUNCATED)
+    if value & ~known:
+        raise DecodeError(f"board flags {value:#04x} has unknown bits")
+    return BoardFlags(value)
+
+
+def decode_response(code: int, payload: bytes) -> Response:
+    if len(payload) > MAX_PAYLOAD:
+        raise DecodeError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    if code == BoardStatus.CODE:
+        if len(payload) < 13:
+            raise DecodeError(f"STATUS payload is {len(payload)} bytes, at least 13 expected")
+        count = payload[12]
+        _expect_len("STATUS", payload, 13 + 2 * count)
+        faults = tuple(
+            MotorFault(payload[i], _enum(Fault, payload[i + 1])) for i in range(13, len(payload), 2)
+        )
+        return BoardStatus(
+            boot_count=int.from_bytes(payload[0:2], "big"),
+            flags=_flags(payload[2]),
+            motors=payload[3],
+            active_vend_id=_none_if_zero(int.from_bytes(payload[4:8], "big")),
+            last_vend_id=_none_if_zero(int.from_bytes(payload[8:12], "big")),
+            faults=faults,
+        )
+    if code in (RunMotor.CODE | RESPONSE_BIT, QueryVend.CODE | RESPONSE_BIT):
+        _expect_len("VEND RECORD", payload, 11)
+        if payload[7] > 1:
+            raise DecodeError(f"VEND RECORD drop byte {payload[7]:#04x} is not 0 or 1")
+        return VendRecord(
+            vend_id=int.from_bytes(payload[0:4], "big"),
+            state=_enum(VendState, payload[4]),
+            motor=_motor_or_none(payload[5]),
+            fault=_enum(Fault, payload[6]),
+            dropped=bool(payload[7]),
+            boot_count=int.from_bytes(payload[8:10], "big"),
+            board_flags=_flags(payload[10]),
+        )
+    if code == FaultCleared.CODE:
+        _expect_len("FAULT CLEARED", payload, 1)
+        return FaultCleared(_motor_or_none(payload[0]))
+    if code == ResetAcknowledged.CODE:
+        _expect_len("RESET ACKNOWLEDGED", payload, 2)
+        return ResetAcknowledged(int.from_bytes(payload, "big"))
+    if code == ErrorReply.CODE:
+        _expect_len("ERROR", payload, 2)
+        return ErrorReply(payload[0], _enum(ErrorCode, payload[1]))
+    raise DecodeError(f"unknown response code {code:#04x}")
