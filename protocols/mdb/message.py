@@ -8,6 +8,7 @@ machines use to turn blocks into messages and back.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from typing import ClassVar, Protocol
 
@@ -25,8 +26,11 @@ class Message:
 
     def describe(self) -> dict[str, object]:
         """Decoded fields as JSON-friendly values (for traces and ``--json``)."""
-        fields = getattr(self, "__dataclass_fields__", {})
-        return {name: _plain(getattr(self, name)) for name in fields}
+        try:
+            fields = dataclasses.fields(self)  # type: ignore[arg-type]
+        except TypeError:  # not a dataclass
+            return {}
+        return {f.name: _plain(getattr(self, f.name)) for f in fields if not f.name.startswith("_")}
 
 
 def _plain(value: object) -> object:
