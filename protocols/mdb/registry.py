@@ -25,7 +25,12 @@ ADDRESS_NAMES = {
     0x70: "hopper2",
 }
 
-_CODECS: dict[int, DeviceCodec] = {0x08: CHANGER, 0x30: BILL_VALIDATOR, 0x10: CASHLESS, 0x60: CASHLESS}
+_CODECS: dict[int, DeviceCodec] = {
+    0x08: CHANGER,
+    0x30: BILL_VALIDATOR,
+    0x10: CASHLESS,
+    0x60: CASHLESS,
+}
 
 
 def device_name(address_byte: int) -> str:

@@ -79,7 +79,7 @@ from protocols.mdb.bill.messages import (
     decode_stacker,
 )
 from protocols.mdb.device import DeviceMaster, DeviceState, Timing
-from protocols.mdb.errors import DecodeError
+from protocols.mdb.errors import DecodeError, MdbError
 from protocols.mdb.events import DeviceFault, ProtocolViolation
 from protocols.mdb.message import Command
 from protocols.mdb.wire import Ack, Data
@@ -103,7 +103,7 @@ _INFORMATIONAL = (
 )
 
 
-class BillValidatorError(Exception):
+class BillValidatorError(MdbError):
     """The application asked for something the validator cannot do right now."""
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from protocols.mdb.errors import MdbError
+
 
 class CashlessState(enum.Enum):
     """The reader's state as the VMC tracks it (spec 5.3), plus our SESSION_ENDING."""
@@ -30,7 +32,7 @@ IN_SESSION = frozenset(
 VENDING = frozenset({CashlessState.VEND, CashlessState.NEGATIVE_VEND})
 
 
-class CashlessUsageError(Exception):
+class CashlessUsageError(MdbError):
     """The application asked for something the reader cannot do in its current state."""
 
 
