@@ -71,7 +71,14 @@ class Journal:
 
     # --- life cycle ---------------------------------------------------------------
 
-    def open(self) -> None:
+    def open(self, *, readonly: bool = False) -> None:
+        """Open (creating if needed) and count a boot; ``readonly`` for inspection tools."""
+        if readonly:
+            if not self.path.exists():
+                raise JournalError(f"no journal at {self.path}")
+            uri = f"file:{self.path}?mode=ro"
+            self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from controller.bus import BusRunner
+from drivers.link.base import MdbLink
 from protocols.mdb.bill import BillValidatorMaster
 from protocols.mdb.cashless import CashlessMaster
 from protocols.mdb.changer import ChangerMaster
-
-from controller.bus import BusRunner
-from drivers.link.base import MdbLink
 from protocols.mdb.device import DeviceMaster, DeviceState, Timing
 from protocols.mdb.events import DeviceFault, DeviceOnline, MdbEvent
 from protocols.money import Currency

@@ -1,0 +1,97 @@
+"""After a restart: settle whatever the journal says was in flight when the power went.
+
+Order matters and each step is itself journaled, so a crash during recovery is
+recovered from too:
+
+1. a card session cannot survive our restart (the reader is reset by our init), so
+   it is ended; a card vend in flight is settled by step 3 without a charge;
+2. a bill held in escrow is returned by the validator's reset;
+3. a vend in flight is resolved by asking the board about its vend id: delivered
+   means a sale, never a second dispense; anything the board cannot vouch for is
+   not charged and the selection waits for a person;
+4. a payout in flight is settled from the tube counts before (journaled) and now;
+   what cannot be proven paid becomes an IOU, never lost;
+5. only then may the board accept new vends (its RESET flag is acknowledged).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import TYPE_CHECKING
+
+from drivers.dispenser import DispenserError
+from protocols.change import reconcile_payout
+from protocols.dispense.results import Delivery
+from protocols.money import Money
+from protocols.vend import inputs as i
+
+if TYPE_CHECKING:
+    from controller.machine import Machine
+
+log = logging.getLogger(__name__)
+
+CHANGER_WAIT = 15.0
+
+
+async def recover(machine: Machine) -> None:
+    s = machine.session
+    if s.card is not None:
+        await machine.submit(
+            i.CardSessionEnded(reader=s.card.reader, reason="controller restarted")
+        )
+    if s.escrow is not None:
+        await machine.submit(i.BillReturned(bill_type=s.escrow[0], value=s.escrow[1]))
+    if s.vend is not None:
+        vend_id = s.vend.vend_id
+        outcome, delivery, oos = await machine.actuator.resolve(vend_id)
+        log.warning("vend %s in flight at restart: %s", vend_id, outcome.value)
+        await machine.submit(
+            i.DispenseFinished(
+                vend_id=vend_id,
+                delivered=delivery is Delivery.DELIVERED,
+                outcome=outcome.value,
+                slot_out_of_service=oos,
+            )
+        )
+    if s.payout is not None:
+        await _settle_payout(machine)
+    await _release_board(machine)
+
+
+async def _settle_payout(machine: Machine) -> None:
+    payout = machine.session.payout
+    assert payout is not None
+    paid = Money(0, payout.amount.currency)
+    raw = machine.journal.get_meta("payout_snapshot")
+    snapshot = json.loads(raw) if raw else {}
+    changer = machine.changer
+    if snapshot.get("payout_id") == payout.payout_id and snapshot.get("counts") and changer:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CHANGER_WAIT
+        # Polling a device's state: the bus loop owns it and offers no event to wait on.
+        while loop.time() < deadline and (not changer.is_ready or changer.tubes is None):  # noqa: ASYNC110
+            await asyncio.sleep(0.1)
+        if changer.is_ready and changer.tubes is not None:
+            values = {t: v for t, v in enumerate(changer.coin_values) if v is not None}
+            before = dict(enumerate(snapshot["counts"]))
+            after = dict(enumerate(changer.tubes.counts))
+            result = reconcile_payout(payout.amount, before, after, values)
+            paid = min(result.paid, payout.amount)
+    log.warning(
+        "payout %s in flight at restart: %s of %s proven paid",
+        payout.payout_id,
+        paid,
+        payout.amount,
+    )
+    await machine.submit(i.PayoutFinished(payout_id=payout.payout_id, paid=paid))
+
+
+async def _release_board(machine: Machine) -> None:
+    try:
+        status = await machine.dispenser.status()
+        if status.was_reset:
+            await machine.dispenser.acknowledge_reset(status.boot_count)
+    except DispenserError as exc:
+        log.error("dispensing board not answering at start: %s", exc)  # noqa: TRY400
