@@ -67,6 +67,8 @@ class FrontPanel:
 
     async def _cmd_service_close(self, _request: dict[str, Any]) -> dict[str, Any]:
         self.service_mode = False
+        # Tubes may have been filled or emptied by hand: read them before selling again.
+        self.machine.refresh_tubes()
         return {"service_mode": False}
 
     async def _cmd_fill(self, request: dict[str, Any]) -> dict[str, Any]:

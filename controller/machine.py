@@ -203,6 +203,9 @@ class Machine:
                     "capacity": st.selection.capacity,
                     "in_service": st.in_service,
                     "reason": st.reason,
+                    "vends": st.counters.vends,
+                    "test_vends": st.counters.test_vends,
+                    "failures": st.counters.failures,
                 }
                 for code, st in s.selections.items()
             ],
@@ -228,6 +231,11 @@ class Machine:
         self._service_payout = True
         self.changer.dispense({coin_type: count})
         self.runner.wake()
+
+    def refresh_tubes(self) -> None:
+        if self.changer is not None and self.changer.is_ready:
+            self.changer.refresh_tubes()
+            self.runner.wake()
 
     async def clear_motor_fault(self, code: str) -> None:
         motor = self.session.selections[code].selection.motor
