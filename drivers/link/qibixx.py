@@ -10,13 +10,26 @@ port raises (:class:`LinkError`).
 The answer deadline is the caller's MDB timeout plus ``latency``: the adapter
 itself waits t_response and may retry before it answers, and USB adds its own
 delay, so a host-side 5 ms would never be met.
+
+The adapter answers every ``R`` line exactly once, in order, with no request id,
+and it has already ACKed the peripheral's data by then. So an answer that misses
+the deadline is still owed: read as the answer to the *next* request it would
+credit one device's coin to another, and dropped it would lose the coin. The link
+remembers owed requests, collects their late answers before it sends anything
+new, and keeps each one for its own block: when the device retries that block
+(what MDB prescribes after silence) the late answer is returned instead of
+sending the command again -- just what the peripheral's resend would give on a
+bus where the VMC ACKs. A late answer is forgotten once its device sends a
+different command (it gave up on that one).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import deque
 from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 from drivers.link.base import DEFAULT_TIMEOUT, LinkError, MdbLink
@@ -27,6 +40,7 @@ BAUDRATE = 115200
 LATENCY = 0.25  # seconds added to each MDB timeout for the adapter's work and USB
 OPEN_TIMEOUT = 1.0
 RESET_SETTLE = 0.3  # the adapter holds break >= 100 ms, then the bus needs >= 200 ms
+ANSWER_LIMIT = 2.0  # seconds after which an owed answer is not coming (the adapter lost it)
 _LOST = "\x00lost"  # sentinel queued when the port goes away
 
 
@@ -45,6 +59,14 @@ def parse_url(url: str) -> tuple[str, int]:
     return parts.path, int(baud_text)
 
 
+@dataclass(frozen=True, slots=True)
+class _Owed:
+    """A request whose answer missed its deadline but may still arrive."""
+
+    block: bytes
+    until: float  # loop time after which we stop expecting it
+
+
 class QibixxLink(MdbLink):
     """An :class:`MdbLink` through a Qibixx adapter in generic master mode."""
 
@@ -61,6 +83,8 @@ class QibixxLink(MdbLink):
         self._answers: asyncio.Queue[str] = asyncio.Queue()
         self._sniffed: asyncio.Queue[str] = asyncio.Queue()
         self._sniffers = 0
+        self._owed: deque[_Owed] = deque()  # requests reported as timed out, answer pending
+        self._late: dict[bytes, Reply] = {}  # late answers, kept for their block's retry
         self._lost: str | None = None
         self._lock = asyncio.Lock()
 
@@ -78,6 +102,8 @@ class QibixxLink(MdbLink):
         except (OSError, ValueError) as exc:
             raise LinkError(f"cannot open Qibixx adapter port {self.path}: {exc}") from exc
         self._lost = None
+        self._owed.clear()
+        self._late.clear()
         self._pump = asyncio.create_task(self._read_lines(self._reader))
         try:
             await self._start_master()
@@ -123,27 +149,63 @@ class QibixxLink(MdbLink):
 
     async def transact(self, block: bytes, timeout: float = DEFAULT_TIMEOUT) -> Reply:
         request = format_request(block)
+        window = timeout + self.latency
         async with self._lock:
-            self._drain(self._answers)  # a late answer to an earlier request is stale
+            if not await self._collect_owed(block, window):
+                return NoReply("timeout")  # the adapter is still busy with this very block
+            late = self._late.pop(block, None)
+            for other in [b for b in self._late if b[0] & 0xF8 == block[0] & 0xF8]:
+                del self._late[other]  # the device moved on from that command
+            if late is not None:
+                return late
+            self._drain(self._answers)  # lines nobody asked for
             await self._send(request)
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + timeout + self.latency
-            while (remaining := deadline - loop.time()) > 0:
-                try:
-                    line = await asyncio.wait_for(self._answers.get(), remaining)
-                except TimeoutError:
-                    break
-                self._check_lost(line)
-                reply = parse_answer(line)
-                if reply is not None:
-                    return reply
-            return NoReply("timeout")
+            reply = await self._next_answer(window)
+            if reply is None:
+                loop = asyncio.get_running_loop()
+                self._owed.append(_Owed(block, loop.time() + ANSWER_LIMIT))
+                return NoReply("timeout")
+            return reply
+
+    async def _collect_owed(self, block: bytes, window: float) -> bool:
+        """Keep late answers for their blocks; False if ``block``'s own is still due."""
+        loop = asyncio.get_running_loop()
+        while self._owed:
+            owed = self._owed[0]
+            mine = owed.block == block
+            limit = owed.until - loop.time()
+            reply = await self._next_answer(min(limit, window) if mine else limit)
+            if reply is None:
+                if mine and loop.time() < owed.until:
+                    return False
+                self._owed.clear()  # the adapter lost it; nothing queued behind it is coming
+                return True
+            self._owed.popleft()
+            self._late[owed.block] = reply
+        return True
+
+    async def _next_answer(self, within: float) -> Reply | None:
+        """The next answer line as a Reply, or None if none came ``within`` seconds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while (remaining := deadline - loop.time()) > 0:
+            try:
+                line = await asyncio.wait_for(self._answers.get(), remaining)
+            except TimeoutError:
+                break
+            self._check_lost(line)
+            reply = parse_answer(line)
+            if reply is not None:
+                return reply
+        return None
 
     async def reset_bus(self) -> None:
         async with self._lock:
             await self._send("R,RESET")
             await asyncio.sleep(RESET_SETTLE)
             self._drain(self._answers)  # whatever the adapter said about the reset
+            self._owed.clear()
+            self._late.clear()
 
     async def sniff(self) -> AsyncGenerator[str, None]:
         """Raw sniffer lines (``x,...``) while iterating; sniffer mode is on meanwhile."""

@@ -137,6 +137,10 @@ def _read_sniffer_line(text: str, line: int) -> TraceBlock:
     except ValueError:
         raise TraceError(f"{hex_text!r} is not hex bytes", line) from None
     direction = Direction.PERIPHERAL_TO_VMC if status & 0x80 else Direction.VMC_TO_PERIPHERAL
+    if not data and direction is Direction.PERIPHERAL_TO_VMC:
+        # A peripheral line with no data is its ACK (how the adapter logs "no data").
+        checked = ChecksumStatus.BAD if status & 0x7F else ChecksumStatus.ABSENT
+        return TraceBlock(line, direction, b"", checked, Control.ACK, ticks / 10_000)
     if not data:
         raise TraceError("empty block", line)
     flags = status & 0x7F
