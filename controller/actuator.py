@@ -7,7 +7,6 @@ Hardware results come back as new session inputs through ``submit``.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -23,6 +22,8 @@ from protocols.vend import inputs as i
 from protocols.vend import outputs as o
 
 log = logging.getLogger(__name__)
+
+CHANGER_WAIT = 15.0  # seconds a payout waits for a re-initialising changer
 
 Submit = Callable[[i.VendInput], Awaitable[object]]
 
@@ -115,13 +116,8 @@ class Actuator:
     def _payout(self, out: o.PayOut) -> None:
         changer = self.changer
         if changer is None or not changer.is_ready:
-            self._spawn(
-                self.submit(i.PayoutFinished(payout_id=out.payout_id, paid=_zero(out.amount)))
-            )
+            self._spawn(self._payout_when_ready(out))
             return
-        tubes = changer.tubes
-        snapshot = {"payout_id": out.payout_id, "counts": list(tubes.counts) if tubes else None}
-        self.journal.set_meta("payout_snapshot", json.dumps(snapshot))
         self.payout_id = out.payout_id
         try:
             changer.payout(out.amount)
@@ -131,6 +127,18 @@ class Actuator:
             self._spawn(
                 self.submit(i.PayoutFinished(payout_id=out.payout_id, paid=_zero(out.amount)))
             )
+
+    async def _payout_when_ready(self, out: o.PayOut) -> None:
+        """The changer is re-initialising (e.g. just after a restart): give it a moment
+        before owing the customer; an IOU only if it does not come back."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CHANGER_WAIT
+        while loop.time() < deadline:
+            if self.changer is not None and self.changer.is_ready:
+                self._payout(out)
+                return
+            await asyncio.sleep(0.1)
+        await self.submit(i.PayoutFinished(payout_id=out.payout_id, paid=_zero(out.amount)))
 
     def payout_completed(self, paid: Money) -> i.PayoutFinished | None:
         """The changer finished a payout: the session input it means, if it was ours."""

@@ -71,6 +71,8 @@ class Machine:
         self.bill = BillValidatorMaster(cur) if config.mdb.bill_validator else None
         self.readers = [CashlessMaster(cur, address=a) for a in config.mdb.cashless_readers]
         devices: list[DeviceMaster] = [d for d in (self.changer, self.bill) if d is not None]
+        for device in devices:
+            device.drain_before_reset()  # money that arrived while we were down
         self.runner = BusRunner(self.link, [*devices, *self.readers])
         self.front = FrontPanel(self)
         self.panel = PanelServer(self._panel_path(base_dir), self.front.handle)

@@ -9,15 +9,15 @@ recovered from too:
 3. a vend in flight is resolved by asking the board about its vend id: delivered
    means a sale, never a second dispense; anything the board cannot vouch for is
    not charged and the selection waits for a person;
-4. a payout in flight is settled from the tube counts before (journaled) and now;
-   what cannot be proven paid becomes an IOU, never lost;
+4. a payout in flight is settled from the tube counts before (in the session, deposits
+   since included) and now;
+   the rest is paid again if the changer is back, otherwise it becomes an IOU;
 5. only then may the board accept new vends (its RESET flag is acknowledged).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from typing import TYPE_CHECKING
 
@@ -37,6 +37,9 @@ CHANGER_WAIT = 15.0
 
 async def recover(machine: Machine) -> None:
     s = machine.session
+    # Only a payout already running when the power went needs settling here; one that
+    # the steps below start (change after a resolved vend) is an ordinary payout.
+    interrupted_payout = s.payout
     if s.card is not None:
         await machine.submit(
             i.CardSessionEnded(reader=s.card.reader, reason="controller restarted")
@@ -55,19 +58,18 @@ async def recover(machine: Machine) -> None:
                 slot_out_of_service=oos,
             )
         )
-    if s.payout is not None:
+    if interrupted_payout is not None and s.payout == interrupted_payout:
         await _settle_payout(machine)
     await _release_board(machine)
 
 
 async def _settle_payout(machine: Machine) -> None:
-    payout = machine.session.payout
+    s = machine.session
+    payout = s.payout
     assert payout is not None
     paid = Money(0, payout.amount.currency)
-    raw = machine.journal.get_meta("payout_snapshot")
-    snapshot = json.loads(raw) if raw else {}
     changer = machine.changer
-    if snapshot.get("payout_id") == payout.payout_id and snapshot.get("counts") and changer:
+    if changer is not None and s.payout_tubes:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CHANGER_WAIT
         # Polling a device's state: the bus loop owns it and offers no event to wait on.
@@ -75,17 +77,20 @@ async def _settle_payout(machine: Machine) -> None:
             await asyncio.sleep(0.1)
         if changer.is_ready and changer.tubes is not None:
             values = {t: v for t, v in enumerate(changer.coin_values) if v is not None}
-            before = dict(enumerate(snapshot["counts"]))
             after = dict(enumerate(changer.tubes.counts))
-            result = reconcile_payout(payout.amount, before, after, values)
+            result = reconcile_payout(payout.amount, s.payout_tubes, after, values)
             paid = min(result.paid, payout.amount)
+            log.info("payout %s: tubes %s before, %s now", payout.payout_id, s.payout_tubes, after)
     log.warning(
         "payout %s in flight at restart: %s of %s proven paid",
         payout.payout_id,
         paid,
         payout.amount,
     )
-    await machine.submit(i.PayoutFinished(payout_id=payout.payout_id, paid=paid))
+    # Our init reset the changer, so the payout stopped; with a changer to pay it, the
+    # rest is paid again rather than owed.
+    resume = changer is not None and changer.is_ready
+    await machine.submit(i.PayoutFinished(payout_id=payout.payout_id, paid=paid, resume=resume))
 
 
 async def _release_board(machine: Machine) -> None:

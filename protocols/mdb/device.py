@@ -61,6 +61,8 @@ class Timing:
 
 ReplyHandler = Callable[[Ack | Data, float], None]
 
+_MAX_DRAINED = 8  # POLL answers collected before the first RESET
+
 
 @dataclass(slots=True)
 class Step:
@@ -86,6 +88,8 @@ class DeviceMaster:
         self._last_heard: float | None = None
         self._reset_polls = 0
         self._ever_online = False
+        self._draining = False
+        self._drained: list[Data] = []
 
     # --- what a subclass provides -------------------------------------------------
 
@@ -109,6 +113,25 @@ class DeviceMaster:
 
     def on_lost(self, reason: str, now: float) -> None:
         """The device went offline or lost its configuration: abort what was in progress."""
+
+    def drain_before_reset(self) -> None:
+        """On first contact, POLL before RESET and keep what the device says.
+
+        A controller that restarts (crash, watchdog, update) would otherwise wipe with
+        its RESET the events the device queued while nobody listened -- a coin
+        inserted as we went down. The answers go to :meth:`replay_drained` once SETUP
+        tells what they are worth. Call before the bus starts.
+        """
+        if self.state is DeviceState.ABSENT and not self._ever_online:
+            self._draining = True
+
+    def replay_drained(self, answers: list[Data], now: float) -> None:
+        """POLL answers collected before our first RESET; credit what they prove arrived.
+
+        Called once, right after the first :meth:`ready`. Only events that moved money
+        into the machine matter (a coin in a tube, a stacked bill); sessions and escrows
+        did not survive the reset anyway.
+        """
 
     # --- scheduler side -----------------------------------------------------------
 
@@ -169,6 +192,9 @@ class DeviceMaster:
         self._ever_online = True
         self.emit(DeviceOnline(self.address, self.device, info))
         self._next_at = now + self.timing.poll_interval
+        drained, self._drained = self._drained, []
+        if drained:
+            self.replay_drained(drained, now)
 
     def restart(self, now: float, reason: str) -> None:
         """Forget the device's configuration and run the init sequence again."""
@@ -180,9 +206,19 @@ class DeviceMaster:
     # --- internals ----------------------------------------------------------------
 
     def _idle_step(self) -> Step:
+        if self.state is DeviceState.ABSENT and self._draining:
+            return Step(self.poll_command(), self._after_drain_poll)
         if self.state is DeviceState.ABSENT:
             return Step(self.reset_command(), self._after_reset)
         return Step(self.poll_command(), self._after_poll)
+
+    def _after_drain_poll(self, reply: Ack | Data, now: float) -> None:
+        if isinstance(reply, Data) and len(self._drained) < _MAX_DRAINED:
+            self._drained.append(reply)
+            self._next_at = now  # keep polling until the device has nothing more
+            return
+        self._draining = False
+        self._next_at = now
 
     def _after_reset(self, _reply: Ack | Data, now: float) -> None:
         self.state = DeviceState.RESETTING
@@ -213,6 +249,7 @@ class DeviceMaster:
     def _on_silence(self, reason: str, now: float) -> None:
         if self.state is DeviceState.ABSENT:
             self._inflight = None
+            self._draining = False
             self.defer(now, self.timing.probe_interval if self._ever_online else 0.5)
             return
         if self._last_heard is None or now - self._last_heard >= self.timing.non_response:

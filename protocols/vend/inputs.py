@@ -129,9 +129,13 @@ class ReturnRequested(_Input):
 
 
 class PayoutFinished(_Input):
+    """A payout ended with ``paid``. With ``resume`` the unpaid rest is paid out again
+    (a restart interrupted the changer, which can still pay); otherwise it is an IOU."""
+
     type: Literal["payout_finished"] = "payout_finished"
     payout_id: int
     paid: Money
+    resume: bool = False
 
 
 # --- cashless --------------------------------------------------------------------------

@@ -94,6 +94,10 @@ class VendSession:
         self.card_readers: tuple[int, ...] = ()
         self.acceptance: o.SetAcceptance | None = None
         self.next_id = 1
+        # Tube counts when the payout in flight started, plus coins that went into the
+        # tubes since: what the tubes would hold had nothing been paid. Recovery compares
+        # it with the tubes after a restart to learn what a cut-short payout really paid.
+        self.payout_tubes: dict[int, int] = {}
 
     # --- queries ------------------------------------------------------------------
 
@@ -243,6 +247,8 @@ class VendSession:
         self.counters.coins_in += e.value.minor
         if e.to_tube:
             self._tube_delta(e.coin_type, e.value, +1)
+            if self.payout is not None:
+                self.payout_tubes[e.coin_type] = self.payout_tubes.get(e.coin_type, 0) + 1
         return [self._show("Credit")]
 
     def _tube_delta(self, coin_type: int, value: Money, delta: int) -> None:
@@ -313,6 +319,7 @@ class VendSession:
     def _pay(self, amount: Money, reason: str) -> Result:
         payout = PayoutInFlight(self._new_id(), amount, reason)
         self.payout = payout
+        self.payout_tubes = {t.coin_type: t.count for t in self.tubes}
         self.credit = self._zero()
         return [o.PayOut(payout.payout_id, amount, reason), self._show("Take your change")]
 
@@ -328,6 +335,9 @@ class VendSession:
         self.payout = None
         unpaid = p.amount - paid
         out: Result = []
+        if unpaid and e.resume:
+            self.credit += unpaid
+            return self._pay(self.credit, p.reason)
         if unpaid:
             self.counters.ious += unpaid.minor
             out += [o.IouIssued(p.payout_id, unpaid), self._show(f"IOU {unpaid}: call operator")]

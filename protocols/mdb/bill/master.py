@@ -248,6 +248,21 @@ class BillValidatorMaster(DeviceMaster):
         self._busy = False
         self._faults = frozenset()
 
+    def replay_drained(self, answers: list[Data], now: float) -> None:
+        # Bills stacked while no controller listened are money in the cash box; a bill
+        # left in escrow was handed back by the RESET that followed.
+        for data in answers:
+            try:
+                items = decode_poll(data.payload).items
+            except DecodeError as exc:
+                self.emit(ProtocolViolation(self.address, self.device, f"drained POLL: {exc}"))
+                continue
+            for item in items:
+                if isinstance(item, BillRouted) and item.routing in _CREDIT_ROUTES:
+                    value = self._values.get(item.bill_type)
+                    if value is not None:
+                        self.emit(BillStacked(self.address, item.bill_type, value))
+
     def handle_poll(self, reply: Ack | Data, now: float) -> None:
         items = decode_poll(reply.payload).items if isinstance(reply, Data) else ()
         self._busy = any(_is_status(i, StatusCode.VALIDATOR_BUSY) for i in items)

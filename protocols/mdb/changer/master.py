@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import TypeVar
 
 from protocols.change import (
@@ -310,6 +311,25 @@ class ChangerMaster(DeviceMaster):
             self.defer(now, self.timing.busy_interval)
         self._advance(now)
 
+    def replay_drained(self, answers: list[Data], now: float) -> None:
+        # Coins that reached a tube or the cash box while no controller listened.
+        for data in answers:
+            try:
+                items = decode_poll(data.payload).items
+            except DecodeError as exc:
+                self._violation(f"drained POLL answer: {exc}")
+                continue
+            for item in items:
+                if isinstance(item, CoinDeposited) and item.route in (Route.TUBE, Route.CASH_BOX):
+                    value = self._value(item.coin_type, "drained deposit")
+                    if value is not None:
+                        to_tube = item.route is Route.TUBE
+                        self.emit(
+                            CoinAccepted(
+                                self.address, item.coin_type, value, to_tube, item.tube_count
+                            )
+                        )
+
     def on_lost(self, reason: str, now: float) -> None:
         self._busy = False
         self._accepting = frozenset()
@@ -346,6 +366,7 @@ class ChangerMaster(DeviceMaster):
         if isinstance(item, CoinDeposited):
             self._on_deposit(item)
         elif isinstance(item, ManualItem):
+            self._note_tube_count(item.coin_type, item.tube_count)
             if self._job is not None:
                 self._job.tube_delta[item.coin_type] -= item.count
             value = self._value(item.coin_type, "manual dispense")
@@ -372,14 +393,26 @@ class ChangerMaster(DeviceMaster):
             self._violation(f"coin type {item.coin_type} deposited with the unused route")
             return
         to_tube = item.route is Route.TUBE
-        if to_tube and self._job is not None:
-            self._job.tube_delta[item.coin_type] += 1
+        if to_tube:
+            self._note_tube_count(item.coin_type, item.tube_count)
+            if self._job is not None:
+                self._job.tube_delta[item.coin_type] += 1
         if self._setup is not None and self._setup.is_token(item.coin_type):
             self.emit(TokenAccepted(self.address, item.coin_type, to_tube))
             return
         value = self._value(item.coin_type, "deposit")
         if value is not None:
             self.emit(CoinAccepted(self.address, item.coin_type, value, to_tube, item.tube_count))
+
+    def _note_tube_count(self, coin_type: int, count: int) -> None:
+        """Deposits and manual dispenses report the tube's new count: keep ``tubes`` current
+        between TUBE STATUS reads, so nobody plans change from a stale view."""
+        tubes = self._tubes
+        if tubes is None or not 0 <= coin_type < len(tubes.counts):
+            return
+        counts = list(tubes.counts)
+        counts[coin_type] = count
+        self._tubes = replace(tubes, counts=tuple(counts))
 
     def _on_status(self, code: StatusCode | int) -> None:
         if code == StatusCode.ESCROW_REQUEST:

@@ -416,3 +416,17 @@ def test_lost_ack_on_was_reset_is_not_a_second_reset() -> None:
     events += bus.run_for(1.0)
     assert len(of(DeviceReset, events)) == 1
     assert len(of(DeviceOnline, events)) == 1
+
+
+def test_tube_view_follows_deposits_between_tube_status_reads() -> None:
+    sim, master, bus = start()
+    master.enable()
+    bus.run_for(0.3)
+    assert master.tubes is not None
+    before = master.tubes.counts[2]
+    insert(bus, sim, 2)
+    insert(bus, sim, 2)
+    bus.run_until(lambda events: len(of(CoinAccepted, events)) == 2)
+    # No TUBE STATUS was read in between: the deposits' own counts keep the view current,
+    # which is what change is planned and a payout reconciled from.
+    assert master.tubes.counts[2] == before + 2 == sim.status()["tubes"][2]  # type: ignore[index]
