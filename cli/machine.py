@@ -8,12 +8,15 @@ import json
 import logging
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
 
+from controller.audit import read_dex
 from controller.config import ConfigError, MachineConfig, load_config
 from controller.journal import Journal, JournalError
 from controller.machine import Machine
@@ -192,3 +195,43 @@ def check(
             console.print(f"  {key}: {value}")
     if problems:
         raise typer.Exit(code=1)
+
+
+@app.command()
+def dex(
+    config: ConfigOption,
+    reset: Annotated[
+        bool, typer.Option("--reset", help="Read with reset: restart the interim counters.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write to a file instead of stdout.")
+    ] = None,
+) -> None:
+    """Produce the machine's DEX / EVA-DTS audit file from its journal.
+
+    Cumulative counters since initialisation and interim counters since the last read
+    with reset; envelope, G85 CRC-16 and SE segment count included.
+
+    Example: vend machine dex -c machine.toml --reset -o audit.dex
+    """
+    cfg = _config(config)
+    try:
+        session = replay_journal(cfg, config.parent)
+        journal = Journal(cfg.data_path(config.parent) / "journal.sqlite")
+        journal.open(readonly=not reset, count_boot=False)
+        try:
+            text = read_dex(cfg, session, journal, read_at=_local_now(cfg), reset=reset)
+        finally:
+            journal.close()
+    except JournalError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(code=1) from None
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="latin-1")
+
+
+def _local_now(cfg: MachineConfig) -> datetime:
+    # DEX times are the machine's local wall time, without a zone.
+    return datetime.now(ZoneInfo(cfg.machine.timezone)).replace(tzinfo=None)

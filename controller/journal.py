@@ -71,8 +71,9 @@ class Journal:
 
     # --- life cycle ---------------------------------------------------------------
 
-    def open(self, *, readonly: bool = False) -> None:
-        """Open (creating if needed) and count a boot; ``readonly`` for inspection tools."""
+    def open(self, *, readonly: bool = False, count_boot: bool = True) -> None:
+        """Open (creating if needed) and count a boot; ``readonly`` for inspection tools,
+        ``count_boot=False`` for tools that write meta data beside a running machine."""
         if readonly:
             if not self.path.exists():
                 raise JournalError(f"no journal at {self.path}")
@@ -87,6 +88,10 @@ class Journal:
             db.execute("PRAGMA busy_timeout=5000")
             db.executescript(_SCHEMA)
             row = db.execute("SELECT value FROM meta WHERE key='boot'").fetchone()
+            if not count_boot:
+                self.boot = int(row[0]) if row else 0
+                self._db = db
+                return
             self.boot = int(row[0]) + 1 if row else 1
             db.execute(
                 "INSERT INTO meta(key, value) VALUES('boot', ?) "

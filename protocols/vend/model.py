@@ -39,6 +39,8 @@ class Counters(BaseModel):
 
     cash_in: int = 0  # coins and stacked bills credited
     coins_in: int = 0
+    coins_to_tubes: int = 0
+    coins_to_cash_box: int = 0
     bills_in: int = 0
     cash_sales_value: int = 0
     cash_sales_count: int = 0

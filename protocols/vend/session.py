@@ -246,6 +246,10 @@ class VendSession:
         self.counters.cash_in += e.value.minor
         self.counters.coins_in += e.value.minor
         if e.to_tube:
+            self.counters.coins_to_tubes += e.value.minor
+        else:
+            self.counters.coins_to_cash_box += e.value.minor
+        if e.to_tube:
             self._tube_delta(e.coin_type, e.value, +1)
             if self.payout is not None:
                 self.payout_tubes[e.coin_type] = self.payout_tubes.get(e.coin_type, 0) + 1
