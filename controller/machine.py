@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -254,6 +255,8 @@ class Machine:
 
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
         self.boot()
+        if self.journal.last_seq() == 0:
+            await self.submit(i.JournalStarted(id_base=secrets.randbelow(2**31) + 1))
         await self._load_planogram()
         await self.dispenser.open()
         await self.link.open()

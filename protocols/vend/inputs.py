@@ -21,6 +21,18 @@ class _Input(BaseModel):
 # --- configuration and service ------------------------------------------------------
 
 
+class JournalStarted(_Input):
+    """The first entry of a new journal: where this journal's vend and payout ids start.
+
+    Dispensing boards remember recent vend ids and never run one twice, so a controller
+    with a fresh journal (new install, replaced SD card) must not reuse old ids: the
+    controller draws ``id_base`` at random when it creates the journal.
+    """
+
+    type: Literal["journal_started"] = "journal_started"
+    id_base: int = Field(ge=1, le=2**31)
+
+
 class PlanogramLoaded(_Input):
     type: Literal["planogram_loaded"] = "planogram_loaded"
     currency: str
@@ -185,7 +197,8 @@ class DispenseFinished(_Input):
 
 
 VendInput = Annotated[
-    PlanogramLoaded
+    JournalStarted
+    | PlanogramLoaded
     | PriceChanged
     | ServiceStateChanged
     | StockFilled

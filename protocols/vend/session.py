@@ -155,6 +155,12 @@ class VendSession:
 
     # configuration and service ----------------------------------------------------
 
+    def _on_journal_started(self, e: i.JournalStarted) -> Result:
+        if self.next_id != 1:
+            return [Rejected("ids are already in use; a journal starts only once")]
+        self.next_id = e.id_base
+        return []
+
     def _on_planogram_loaded(self, e: i.PlanogramLoaded) -> Result:
         if self.busy or self.credit or self.escrow or self.card:
             return [Rejected("planogram changes wait until no customer is being served")]

@@ -218,3 +218,16 @@ def test_replay_rebuilds_an_in_flight_vend(session: VendSession) -> None:
     assert rebuilt.vend == original.vend
     assert rebuilt.credit == vnd(12000)
     assert rebuilt.next_id == original.next_id
+
+
+def test_a_new_journal_starts_its_ids_where_it_was_told() -> None:
+    session = VendSession("VND")
+    session.apply(i.JournalStarted(id_base=7_000_001))
+    from .conftest import SELECTIONS  # noqa: PLC0415
+
+    session.apply(i.PlanogramLoaded(currency="VND", selections=SELECTIONS))
+    session.apply(i.StockFilled(code="A1", count=3))
+    out = session.apply(i.TestVendRequested(code="A1"))
+    (dispense,) = _only(out, o.Dispense)
+    assert dispense.vend_id == 7_000_001
+    assert isinstance(session.apply(i.JournalStarted(id_base=5))[0], Rejected)
