@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.pty, pytest.mark.slow]
 
 KILLS = int(os.environ.get("VEND_CRASH_KILLS", "200"))
 SEED = int(os.environ.get("VEND_CRASH_SEED", "20261125"))
-MOTORS = {s["code"]: s["motor"] for s in SELECTIONS}
+MOTORS: dict[str, int] = {str(s["code"]): int(str(s["motor"])) for s in SELECTIONS}
 
 
 def _customer(rig: MachineRig, rng: random.Random, stop: threading.Event) -> None:
