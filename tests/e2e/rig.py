@@ -178,6 +178,23 @@ class MachineRig:
         self.panel("service_open")
         self.panel("fill")
         self.panel("service_close")
+        self.wait_accepting()
+
+    def wait_accepting(self, timeout: float = 15.0) -> None:
+        """Until the acceptors and the reader were told to take money (after a fill or a
+        restart the enables reach the devices a few polls later)."""
+
+        def accepting() -> bool:
+            # With cash credit held the readers stay off (one customer, one payment means).
+            credit = self.status()["display"]["credit"]
+            reader = self.mdb.call("cashless1", "status")["state"]
+            return bool(
+                self.mdb.call("changer", "status")["enabled"]
+                and self.mdb.call("bill", "status")["enabled"]
+                and (credit or reader == "enabled")
+            )
+
+        self.wait_for(accepting, timeout, "acceptors enabled")
 
     def board_dispensed(self) -> dict[int, int]:
         stock = self.board.call("dispenser", "status")["stock"]
