@@ -36,142 +36,32 @@ Robustness choices, all because real readers and VMCs deviate (spec 5.3, 6.2):
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from protocols.mdb.cashless import answers as a
 from protocols.mdb.cashless import commands as c
 from protocols.mdb.cashless import events as e
-from protocols.mdb.cashless.codec import CASHLESS, CASHLESS_EXPANDED, CashlessCodec
+from protocols.mdb.cashless.codec import CASHLESS_EXPANDED
+from protocols.mdb.cashless.core import VMC_IDENTITY, VendPhase
+from protocols.mdb.cashless.requests import ReaderRequests
 from protocols.mdb.cashless.states import (
     IN_SESSION,
     VENDING,
     CashlessState,
     CashlessUsageError,
 )
-from protocols.mdb.device import DeviceMaster, DeviceState, Timing
+from protocols.mdb.device import DeviceState
 from protocols.mdb.errors import DecodeError
-from protocols.mdb.events import DeviceFault
 from protocols.mdb.message import Command
 from protocols.mdb.wire import Ack, Data
-from protocols.money import Currency, MdbScaling, Money, MoneyError, currency_from_mdb
+from protocols.money import MdbScaling, Money, MoneyError, currency_from_mdb
 from protocols.money import currency_to_mdb as _currency_code
 
-# How the VMC introduces itself in EXPANSION REQUEST ID.
-VMC_IDENTITY = ("VFL", "000000000001", "vendfleet", 0x0100)
+__all__ = ["VMC_IDENTITY", "CashlessMaster"]
 
 
-class _Phase(enum.Enum):
-    CONFIG = "config"  # SETUP config sent, waiting for READER CONFIG
-    IDENTITY = "identity"  # prices and REQUEST ID sent, waiting for PERIPHERAL ID
-    FEATURES = "features"  # OPTIONAL FEATURE ENABLED sent
-    DONE = "done"
-    FAULT = "fault"  # the reader cannot be used (currency, scaling); never enabled
-
-
-@dataclass(slots=True)
-class _Vend:
-    price: int  # device units
-    item: int
-    negative: bool
-    sent: bool = False  # the reader has our VEND REQUEST
-    approved: bool = False
-    amount: Money | None = None
-    cancel_sent: bool = False
-
-
-class CashlessMaster(DeviceMaster):
+class CashlessMaster(ReaderRequests):
     """Drives one cashless reader; events come out of :meth:`drain_events`."""
-
-    def __init__(  # noqa: PLR0917 - the spec'd constructor, currency first
-        self,
-        currency: Currency,
-        address: int = 0x10,
-        timing: Timing | None = None,
-        vmc_level: int = 3,
-        max_price: Money | None = None,
-        min_price: Money | None = None,
-        *,
-        always_idle: bool = False,
-    ) -> None:
-        if address not in c.ADDRESSES:
-            raise ValueError(f"{address:#04x} is not a cashless reader address (0x10 or 0x60)")
-        if vmc_level not in (1, 2, 3):
-            raise ValueError(f"VMC feature level must be 1, 2 or 3, got {vmc_level}")
-        super().__init__(address, timing)
-        self.device = "cashless1" if address == 0x10 else "cashless2"
-        self.currency = currency
-        self.vmc_level = vmc_level
-        self.max_price = max_price
-        self.min_price = min_price
-        self._wants_always_idle = always_idle
-        self._base_timing = self.timing
-        self._codec: CashlessCodec = CASHLESS
-        self._want_enabled = False
-        self._clear_reader()
-        self._clear_session()
-        # A VEND FAILURE was sent: a refund-error MALFUNCTION now means the refund failed.
-        self._refund_owed = False
-        self._refund_amount: Money | None = None
-
-    def _clear_reader(self) -> None:
-        self._reader_state = CashlessState.INACTIVE
-        self._phase = _Phase.CONFIG
-        self._phase_polls = 0
-        self._config: a.ReaderConfig | None = None
-        self._peripheral: a.PeripheralId | None = None
-        self._features = 0
-        self._scaling: MdbScaling | None = None
-        self._toggle_pending = False
-        self._codec = CASHLESS
-        self.timing = self._base_timing
-
-    def _clear_session(self) -> None:
-        self._session_funds: Money | None = None
-        self._vend: _Vend | None = None
-        self._revalue: Money | None = None
-        self._close_after = False
-        self._end_deadline: float | None = None
-
-    # --- properties ---------------------------------------------------------------
-
-    @property
-    def reader_state(self) -> CashlessState:
-        """The reader's session state (``state`` is the link life cycle of DeviceMaster)."""
-        return self._reader_state
-
-    @property
-    def config(self) -> a.ReaderConfig | None:
-        return self._config
-
-    @property
-    def peripheral_id(self) -> a.PeripheralId | None:
-        return self._peripheral
-
-    @property
-    def features(self) -> int:
-        """Level-3 option bits we enabled (``answers.FEATURE_*``)."""
-        return self._features
-
-    @property
-    def expanded_currency(self) -> bool:
-        return self._codec.expanded
-
-    @property
-    def refund_capable(self) -> bool:
-        return self._config is not None and self._config.refund_capable
-
-    @property
-    def multivend_capable(self) -> bool:
-        return self._config is not None and self._config.multivend_capable
-
-    @property
-    def supports_cash_sale(self) -> bool:
-        return self._config is not None and self._config.supports_cash_sale
-
-    @property
-    def session_funds(self) -> Money | None:
-        return self._session_funds
 
     # --- DeviceMaster hooks -------------------------------------------------------
 
@@ -184,7 +74,7 @@ class CashlessMaster(DeviceMaster):
     def poll_shows_reset(self, reply: Ack | Data) -> bool:
         if isinstance(reply, Ack):
             return False
-        if self.state is DeviceState.INITIALISING and self._phase is _Phase.CONFIG:
+        if self.state is DeviceState.INITIALISING and self._phase is VendPhase.CONFIG:
             # A JUST RESET resent after a lost ACK while we wait for READER CONFIG:
             # the reader is where we think it is (and a real reset shows up as a
             # missing READER CONFIG, which restarts the init anyway).
@@ -218,26 +108,26 @@ class CashlessMaster(DeviceMaster):
         self._advance_init(now)
 
     def _advance_init(self, now: float) -> None:
-        if self._phase is _Phase.CONFIG:
+        if self._phase is VendPhase.CONFIG:
             if self._config is None:
                 if self._phase_polls > self.timing.reset_polls:
                     self._fault("no_reader_config", "the reader never sent READER CONFIG")
                     self.restart(now, "no READER CONFIG")
                 return
             if not self._accept_config(self._config):
-                self._phase = _Phase.FAULT
+                self._phase = VendPhase.FAULT
                 return
-            self._phase = _Phase.IDENTITY
+            self._phase = VendPhase.IDENTITY
             self._phase_polls = 0
             self.queue(self._prices(wide=False), self._on_step_answer)
             self.queue(c.ExpansionRequestId(*VMC_IDENTITY), self._on_init_answer)
-        elif self._phase is _Phase.IDENTITY:
+        elif self._phase is VendPhase.IDENTITY:
             # Some readers never deliver PERIPHERAL ID; after enough POLLs carry on without.
             if self._peripheral is None and self._phase_polls < self.timing.reset_polls:
                 return
             wanted = self._wanted_features()
             if wanted:
-                self._phase = _Phase.FEATURES
+                self._phase = VendPhase.FEATURES
                 self.queue(
                     c.OptionalFeatureEnabled(wanted),
                     lambda reply, t: self._on_features_enabled(wanted, reply, t),
@@ -287,7 +177,7 @@ class CashlessMaster(DeviceMaster):
 
     def _finish_init(self, now: float) -> None:
         assert self._config is not None
-        self._phase = _Phase.DONE
+        self._phase = VendPhase.DONE
         self._reader_state = CashlessState.DISABLED
         info = e.CashlessInfo(
             self._config, self._peripheral, self._features, self.expanded_currency
@@ -323,7 +213,7 @@ class CashlessMaster(DeviceMaster):
         """React to one item; True = stop reading this answer (the reader is being reset)."""
         match item:
             case a.ReaderConfig():
-                if self._phase is _Phase.CONFIG:
+                if self._phase is VendPhase.CONFIG:
                     self._config = item
             case a.PeripheralId():
                 if self._peripheral is None:
@@ -365,7 +255,7 @@ class CashlessMaster(DeviceMaster):
             raise DecodeError(str(exc)) from None
 
     def _on_begin_session(self, item: a.BeginSession) -> None:
-        if self._phase is not _Phase.DONE or self._reader_state in IN_SESSION:
+        if self._phase is not VendPhase.DONE or self._reader_state in IN_SESSION:
             return  # not ours to start, or a resend after a lost ACK
         funds = None if item.funds is None else self._money(item.funds)
         self._clear_session()
@@ -445,215 +335,3 @@ class CashlessMaster(DeviceMaster):
         else:
             self.emit(e.RevalueDenied(self.address, amount))
         self._after_vend()
-
-    # --- session bookkeeping ------------------------------------------------------
-
-    def _owe_refund(self, amount: Money | None) -> None:
-        self._refund_owed = True
-        self._refund_amount = amount
-
-    def _end_vend(self) -> None:
-        self._vend = None
-        self._reader_state = CashlessState.SESSION_IDLE
-
-    def _after_vend(self) -> None:
-        if self._close_after:
-            self._complete_session()
-
-    def _complete_session(self) -> None:
-        self._reader_state = CashlessState.SESSION_ENDING
-        self._close_after = False
-        self.queue(c.SessionComplete(), self._on_session_complete_sent)
-
-    def _on_session_complete_sent(self, reply: Ack | Data, now: float) -> None:
-        self._take(reply, now)  # some readers answer END SESSION right away
-        if self._reader_state is CashlessState.SESSION_ENDING:
-            self._end_deadline = now + self.timing.non_response
-
-    def _close_session(self, confirmed: bool) -> None:
-        self._clear_session()
-        self._reader_state = CashlessState.ENABLED
-        self.emit(e.SessionEnded(self.address, confirmed))
-        self._sync_enable()
-
-    def _abort_session(self, reason: str) -> None:
-        if self._reader_state not in IN_SESSION:
-            return
-        vend = self._vend
-        approved = vend.amount if vend is not None and vend.approved else None
-        self.emit(e.SessionAborted(self.address, reason, approved, vend is not None))
-        self._clear_session()
-
-    def _sync_enable(self) -> None:
-        """Bring the reader to the enable state the application asked for."""
-        if self._phase is not _Phase.DONE or self._toggle_pending:
-            return
-        state = self._reader_state
-        if self._want_enabled and state is CashlessState.DISABLED:
-            command: Command = c.ReaderEnable()
-            target = CashlessState.ENABLED
-        elif not self._want_enabled and state is CashlessState.ENABLED:
-            command, target = c.ReaderDisable(), CashlessState.DISABLED
-        else:
-            return
-        self._toggle_pending = True
-
-        def done(reply: Ack | Data, now: float) -> None:
-            self._toggle_pending = False
-            self._take(reply, now)
-            if self._reader_state in (CashlessState.DISABLED, CashlessState.ENABLED):
-                self._reader_state = target
-            self._sync_enable()
-
-        self.queue(command, done)
-
-    def _fault(self, code: str, detail: str) -> None:
-        self.emit(DeviceFault(self.address, self.device, code, detail))
-
-    # --- application side ---------------------------------------------------------
-
-    def _require(self, ok: bool, what: str) -> None:
-        if not ok:
-            raise CashlessUsageError(
-                f"{what} is not possible while {self.device} is {self._reader_state.value}"
-            )
-
-    def _units(self, money: Money) -> int:
-        if self._scaling is None:
-            raise CashlessUsageError(f"{self.device} has not reported its scaling yet")
-        try:
-            units = self._scaling.to_units(money)
-        except MoneyError as exc:
-            raise CashlessUsageError(str(exc)) from None
-        limit = a.UNKNOWN_32 if self.expanded_currency else a.UNKNOWN_16
-        if not 0 <= units <= limit:
-            raise CashlessUsageError(f"{money} does not fit the reader's money format")
-        return units
-
-    @staticmethod
-    def _check_item(item: int) -> None:
-        if not 0 <= item <= 0xFFFF:
-            raise CashlessUsageError(f"item number {item} is not 0..65535")
-
-    def enable(self) -> None:
-        """Let customers start sessions (now, or as soon as initialisation is done)."""
-        self._want_enabled = True
-        self._sync_enable()
-
-    def disable(self) -> None:
-        """Stop new sessions; a session in progress ends first."""
-        self._want_enabled = False
-        self._sync_enable()
-
-    def vend_request(self, price: Money, item: int) -> None:
-        """Ask the reader to approve ``price`` for ``item``; VendApproved or VendDenied follows.
-
-        Legal in a session, or in ENABLED when the reader runs "always idle" (then the
-        reader opens the session itself and no SessionBegan is reported).
-        """
-        always_idle = bool(self._features & a.FEATURE_ALWAYS_IDLE)
-        state = self._reader_state
-        self._require(
-            state is CashlessState.SESSION_IDLE or (always_idle and state is CashlessState.ENABLED),
-            "VEND REQUEST",
-        )
-        self._start_vend(price, item, negative=False)
-
-    def negative_vend_request(self, amount: Money, item: int) -> None:
-        """Level 3: the customer returns ``item`` and gets ``amount`` back on the card."""
-        self._require(self._reader_state is CashlessState.SESSION_IDLE, "NEGATIVE VEND REQUEST")
-        if not self._features & a.FEATURE_NEGATIVE_VEND:
-            raise CashlessUsageError(f"{self.device} does not offer negative vend")
-        self._start_vend(amount, item, negative=True)
-
-    def _start_vend(self, price: Money, item: int, negative: bool) -> None:
-        units = self._units(price)
-        self._check_item(item)
-        self._vend = _Vend(units, item, negative)
-        self._reader_state = CashlessState.NEGATIVE_VEND if negative else CashlessState.VEND
-        wide = self.expanded_currency
-        request: Command = (
-            c.NegativeVendRequest(units, item, wide)
-            if negative
-            else c.VendRequest(units, item, wide)
-        )
-        self.queue(c.Poll(), self._after_poll)  # read resent items before the request
-        self.queue(request, self._on_vend_request_sent)
-
-    def _on_vend_request_sent(self, reply: Ack | Data, now: float) -> None:
-        if self._vend is not None:
-            self._vend.sent = True
-        self._take(reply, now)
-
-    def vend_cancel(self) -> None:
-        """Withdraw a VEND REQUEST that was not approved yet; the reader answers VEND DENIED."""
-        vend = self._vend
-        self._require(
-            self._reader_state in VENDING and vend is not None and not vend.approved,
-            "VEND CANCEL",
-        )
-        assert vend is not None
-        if not vend.cancel_sent:
-            vend.cancel_sent = True
-            self.queue(c.VendCancel(), self._on_step_answer)
-
-    def vend_success(self, item: int) -> None:
-        """The product was delivered: the reader keeps the approved amount."""
-        vend = self._vend
-        self._require(
-            self._reader_state in VENDING and vend is not None and vend.approved, "VEND SUCCESS"
-        )
-        self._check_item(item)
-        self.queue(c.VendSuccess(item), self._on_step_answer)
-        self._end_vend()
-        self._after_vend()
-
-    def vend_failure(self) -> None:
-        """The product was not delivered: the reader restores the funds."""
-        vend = self._vend
-        self._require(
-            self._reader_state in VENDING and vend is not None and vend.approved, "VEND FAILURE"
-        )
-        assert vend is not None
-        self._owe_refund(vend.amount)
-        self.queue(c.VendFailure(), self._on_step_answer)
-        self._end_vend()
-        self._after_vend()
-
-    def session_complete(self) -> None:
-        """End the session; the reader confirms with END SESSION."""
-        if self._reader_state is CashlessState.SESSION_ENDING:
-            return
-        self._require(self._reader_state is CashlessState.SESSION_IDLE, "SESSION COMPLETE")
-        self._complete_session()
-
-    def revalue_request(self, amount: Money) -> None:
-        """Level 2+: add ``amount`` to the customer's card."""
-        level = self._config.level if self._config else 0
-        self._require(
-            self._reader_state is CashlessState.SESSION_IDLE and level >= 2, "REVALUE REQUEST"
-        )
-        units = self._units(amount)
-        self._revalue = amount
-        self._reader_state = CashlessState.REVALUE
-        self.queue(c.RevalueRequest(units, self.expanded_currency), self._on_step_answer)
-
-    def cash_sale(self, price: Money, item: int) -> bool:
-        """Report a sale paid in cash; False if the reader does not track cash sales."""
-        self._require(
-            self._reader_state
-            in (CashlessState.DISABLED, CashlessState.ENABLED, CashlessState.SESSION_IDLE),
-            "CASH SALE",
-        )
-        if not self.supports_cash_sale:
-            return False
-        units = self._units(price)
-        self._check_item(item)
-        code = _currency_code(self.currency) if self.expanded_currency else None
-        self.queue(c.CashSale(units, item, code), self._on_step_answer)
-        return True
-
-    def reader_cancel(self) -> None:
-        """READER CANCEL: abort what the reader is doing on its own (answered CANCELLED)."""
-        self._require(self._reader_state is CashlessState.ENABLED, "READER CANCEL")
-        self.queue(c.ReaderCancel(), self._on_step_answer)
