@@ -190,7 +190,10 @@ class QibixxLink(MdbLink):
         deadline = loop.time() + within
         while (remaining := deadline - loop.time()) > 0:
             try:
-                line = await asyncio.wait_for(self._answers.get(), remaining)
+                # asyncio.timeout, not wait_for: no extra task, so one loop hop less
+                # between the answer arriving and the state machine seeing it.
+                async with asyncio.timeout(remaining):
+                    line = await self._answers.get()
             except TimeoutError:
                 break
             self._check_lost(line)
