@@ -14,6 +14,7 @@ script says the ACK was lost.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from protocols.mdb.wire import Ack, Data
@@ -25,6 +26,40 @@ class Silence:
 
 
 SimAnswer = Ack | Data | Silence
+
+
+class PollData:
+    """POLL answer data a peripheral keeps until the VMC ACKs it.
+
+    MDB: a peripheral that gets no ACK for its data sends the same data again on the
+    next POLL. Only POLL data is kept; other answers are simply asked for again.
+    """
+
+    def __init__(self) -> None:
+        self._unacked: bytes | None = None
+        self._sent = False
+
+    def command_received(self) -> None:
+        """Any new command: the last answer's ACK can no longer arrive."""
+        self._sent = False
+
+    def answer(self, build: Callable[[], bytes]) -> Ack | Data:
+        """The data owed (again) or, when nothing is owed, fresh data from ``build``."""
+        if self._unacked is None:
+            data = build()
+            if not data:
+                return Ack()
+            self._unacked = data
+        self._sent = True
+        return Data(self._unacked)
+
+    def acked(self, ok: bool) -> None:
+        if self._sent and ok:
+            self._unacked = None
+
+    def clear(self) -> None:
+        self._unacked = None
+        self._sent = False
 
 
 class SimPeripheral(abc.ABC):

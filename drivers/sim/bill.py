@@ -51,7 +51,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from drivers.sim.base import Silence, SimAnswer, SimPeripheral
+from drivers.sim.base import PollData, Silence, SimAnswer, SimPeripheral
 from protocols.mdb.bill.codec import BILL_VALIDATOR
 from protocols.mdb.bill.messages import (
     ADDRESS,
@@ -184,8 +184,7 @@ class SimBillValidator(SimPeripheral):
         self._escrow_since = 0.0
         self._transport: tuple[bool, int, float] | None = None  # (stack?, bill type, done at)
         self._pending: list[int] = [StatusCode.VALIDATOR_WAS_RESET, StatusCode.VALIDATOR_DISABLED]
-        self._unacked: bytes | None = None
-        self._sent_poll_data = False
+        self._poll_data = PollData()
 
     # --- the bus side ---------------------------------------------------------------
 
@@ -194,7 +193,7 @@ class SimBillValidator(SimPeripheral):
 
     def handle(self, block: bytes, now: float) -> SimAnswer:
         self._advance(now)
-        self._sent_poll_data = False
+        self._poll_data.command_received()
         try:
             command = BILL_VALIDATOR.decode_command(block)
         except DecodeError:
@@ -222,26 +221,22 @@ class SimBillValidator(SimPeripheral):
         return self._expansion(command)
 
     def acked(self, ok: bool) -> None:
-        # Only POLL data is kept for a resend; other answers are re-asked by the VMC.
-        if self._sent_poll_data and ok:
-            self._unacked = None
+        self._poll_data.acked(ok)
 
     def _poll(self) -> SimAnswer:
-        if self._unacked is None:
-            items = self._pending[:MAX_POLL_BYTES]
-            del self._pending[: len(items)]
-            for status, active in (
-                (StatusCode.VALIDATOR_BUSY, self._transport is not None),
-                (StatusCode.VALIDATOR_JAMMED, self.jammed),
-                (StatusCode.CASH_BOX_OUT_OF_POSITION, self.cash_box_out),
-            ):
-                if active and len(items) < MAX_POLL_BYTES:
-                    items.append(status)
-            if not items:
-                return Ack()
-            self._unacked = bytes(items)
-        self._sent_poll_data = True
-        return Data(self._unacked)
+        return self._poll_data.answer(self._poll_items)
+
+    def _poll_items(self) -> bytes:
+        items = self._pending[:MAX_POLL_BYTES]
+        del self._pending[: len(items)]
+        for status, active in (
+            (StatusCode.VALIDATOR_BUSY, self._transport is not None),
+            (StatusCode.VALIDATOR_JAMMED, self.jammed),
+            (StatusCode.CASH_BOX_OUT_OF_POSITION, self.cash_box_out),
+        ):
+            if active and len(items) < MAX_POLL_BYTES:
+                items.append(status)
+        return bytes(items)
 
     def _escrow_command(self, stack: bool, now: float) -> None:
         if self.escrow is None or self._transport is not None:

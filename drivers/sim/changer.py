@@ -55,7 +55,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from drivers.sim.base import Silence, SimAnswer, SimPeripheral
+from drivers.sim.base import PollData, Silence, SimAnswer, SimPeripheral
 from protocols.mdb.changer.codec import (
     ADDRESS,
     CHANGER,
@@ -196,8 +196,7 @@ class SimChanger(SimPeripheral):
         self._pending: deque[bytes] = deque(
             [ChangerStatus(StatusCode.CHANGER_WAS_RESET).to_bytes()]
         )
-        self._unacked: bytes | None = None
-        self._sent_poll_data = False
+        self._poll_data = PollData()
 
     # --- the bus side ---------------------------------------------------------------
 
@@ -208,7 +207,7 @@ class SimChanger(SimPeripheral):
         if not self.plugged:
             return Silence()
         self._advance(now)
-        self._sent_poll_data = False
+        self._poll_data.command_received()
         try:
             command = CHANGER.decode_command(block)
         except DecodeError:
@@ -237,9 +236,7 @@ class SimChanger(SimPeripheral):
         return Silence()
 
     def acked(self, ok: bool) -> None:
-        # Only POLL data is kept for a resend; other answers are re-asked by the VMC.
-        if self._sent_poll_data and ok:
-            self._unacked = None
+        self._poll_data.acked(ok)
 
     def _short(self, data: bytes, head: int) -> bytes:
         """Like real changers, send only the coin types this one has."""
@@ -253,7 +250,7 @@ class SimChanger(SimPeripheral):
         return self._payout is not None or now < self._busy_until
 
     def _poll(self, now: float) -> SimAnswer:
-        if self._unacked is None:
+        def items() -> bytes:
             out = bytearray()
             if self._payout is not None:
                 out += ChangerStatus(StatusCode.PAYOUT_BUSY).to_bytes()
@@ -261,11 +258,9 @@ class SimChanger(SimPeripheral):
                 out += ChangerStatus(StatusCode.CHANGER_BUSY).to_bytes()
             while self._pending and len(out) + len(self._pending[0]) <= MAX_POLL_BYTES:
                 out += self._pending.popleft()
-            if not out:
-                return Ack()
-            self._unacked = bytes(out)
-        self._sent_poll_data = True
-        return Data(self._unacked)
+            return bytes(out)
+
+        return self._poll_data.answer(items)
 
     def _expansion(self, command: Expansion, now: float) -> SimAnswer:
         features = self.identification.features
