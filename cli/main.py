@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import dex, machine, mdb, sim
+from cli import dex, fleet, machine, mdb, sim
 
 app = typer.Typer(
     name="vend",
@@ -12,6 +12,7 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode="rich",
 )
+app.add_typer(fleet.app, name="fleet")
 app.add_typer(machine.app, name="machine")
 app.add_typer(mdb.app, name="mdb")
 app.add_typer(sim.app, name="sim")

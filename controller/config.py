@@ -13,6 +13,14 @@ Example::
     [dispenser]
     url = "serial:///dev/ttyUSB0?baudrate=19200"
 
+    [telemetry]                 # optional: without it events queue in the outbox unsent
+    broker = "mqtt://mqtt.example.net:1883"   # username = machine id
+    password = "..."
+    command_key = "hex:00112233445566778899aabbccddeeff"   # or base64:..., or bare hex/base64
+    backlog_alarm = 1000        # unsent outbox rows before the outbox_backlog alarm
+    retention_days = 30         # sent rows older than this are deleted; unsent never
+    drain_concurrency = 20      # publishes awaiting PUBACK at once
+
     [[selection]]
     code = "A1"
     product = "Trà xanh 0 độ"
@@ -27,9 +35,13 @@ A bad file is refused with every problem listed by its key path
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -80,6 +92,67 @@ class PolicySection(_Section):
     card_session_timeout: float = Field(default=60.0, gt=0)
 
 
+MIN_COMMAND_KEY_BYTES = 16
+_HEX = re.compile(r"^(?:[0-9a-fA-F]{2})+$")
+
+
+def parse_key(text: str) -> bytes:
+    """``hex:<digits>``, ``base64:<text>``, or bare: hex if it is all hex digits, else base64."""
+    kind, _, rest = text.partition(":")
+    if kind not in ("hex", "base64"):
+        kind, rest = ("hex" if _HEX.fullmatch(text) else "base64"), text
+    try:
+        key = bytes.fromhex(rest) if kind == "hex" else base64.b64decode(rest, validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError(f"command_key is not valid {kind}") from None
+    if len(key) < MIN_COMMAND_KEY_BYTES:
+        raise ValueError(f"command_key must be at least {MIN_COMMAND_KEY_BYTES} bytes")
+    return key
+
+
+class TelemetrySection(_Section):
+    broker: str = Field(description="mqtt://host:port; the username is the machine id")
+    password: str = ""
+    command_key: str = Field(description="HMAC key for fleet commands (hex or base64)")
+    backlog_alarm: int = Field(default=1000, ge=1)
+    retention_days: float = Field(default=30.0, gt=0)
+    drain_concurrency: int = Field(default=20, ge=1, le=1000)
+    keepalive: int = Field(default=30, ge=5, le=3600)
+    max_backoff: float = Field(default=60.0, gt=0)
+
+    @field_validator("broker")
+    @classmethod
+    def _mqtt_url(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme != "mqtt" or not url.hostname:
+            raise ValueError(f"broker must look like mqtt://host:port, got {value!r}")
+        if url.username or url.password or url.path not in ("", "/"):
+            raise ValueError("broker URL takes only host and port (password is its own key)")
+        try:
+            _ = url.port
+        except ValueError:
+            raise ValueError(f"broker URL has a bad port: {value!r}") from None
+        return value
+
+    @field_validator("command_key")
+    @classmethod
+    def _key(cls, value: str) -> str:
+        parse_key(value)
+        return value
+
+    @property
+    def host(self) -> str:
+        return urlsplit(self.broker).hostname or ""
+
+    @property
+    def port(self) -> int:
+        return urlsplit(self.broker).port or 1883
+
+    @property
+    def key(self) -> bytes:
+        return parse_key(self.command_key)
+
+
 class SelectionEntry(_Section):
     code: str = Field(min_length=1, max_length=8)
     product: str = Field(min_length=1)
@@ -102,6 +175,7 @@ class MachineConfig(_Section):
     dispenser: DispenserSection
     panel: PanelSection = PanelSection()
     policy: PolicySection = PolicySection()
+    telemetry: TelemetrySection | None = None
     selection: tuple[SelectionEntry, ...] = Field(min_length=1)
     config_version: str = "1"
     format: Literal[1] = 1

@@ -62,13 +62,18 @@ class FrontPanel:
         session = self.machine.session
         if session.busy:
             raise PanelError("a vend or payout is running; try again in a moment")
-        self.service_mode = True
+        if not self.service_mode:
+            self.service_mode = True
+            await self.machine.service_opened()
         return {"service_mode": True}
 
     async def _cmd_service_close(self, _request: dict[str, Any]) -> dict[str, Any]:
-        self.service_mode = False
+        was_open, self.service_mode = self.service_mode, False
         # Tubes may have been filled or emptied by hand: read them before selling again.
         self.machine.refresh_tubes()
+        if was_open:
+            # The visit report, then any planogram the fleet sent for this visit.
+            await self.machine.service_closed()
         return {"service_mode": False}
 
     async def _cmd_fill(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -104,7 +109,7 @@ class FrontPanel:
     async def _cmd_cash_collect(self, _request: dict[str, Any]) -> dict[str, Any]:
         """Tube and cash box levels at this moment, recorded for the audit trail."""
         self._service_only()
-        return self.machine.collect_cash()
+        return await self.machine.collect_cash()
 
     async def _cmd_tube_payout(self, request: dict[str, Any]) -> dict[str, Any]:
         self._service_only()

@@ -7,26 +7,36 @@ Life of an input (a coin, a key press, a drop-sensor verdict)::
 The journal write finishes before any hardware moves, so a power cut at any
 instant leaves either the old state (nothing happened) or the new state with its
 hardware action still to resolve -- which :mod:`controller.recovery` does at boot.
+The telemetry for an input (:mod:`controller.outbox`) is written in the same journal
+transaction; :mod:`controller.telemetry` publishes it from its own task, so a sale never
+waits for the broker. Fleet commands arrive there and are applied by
+:mod:`controller.commands`, through :meth:`Machine.submit` like every other input.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import secrets
-from collections.abc import Callable
+import sqlite3
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from controller.actuator import Actuator
 from controller.bus import BusRunner
+from controller.commands import CommandProcessor, config_version_in_force, fleet_keeps_planogram
 from controller.config import MachineConfig
 from controller.frontpanel import FrontPanel
-from controller.journal import Journal, OutboxMessage
+from controller.journal import Journal, MetaUpdate, OutboxMessage
+from controller.outbox import Before, OutboxMapper, message_for
 from controller.panel import PanelServer
 from controller.recovery import recover
+from controller.telemetry import Telemetry
 from controller.translate import to_input
 from drivers.dispenser import Dispenser, open_dispenser
 from drivers.link.base import MdbLink, open_link
@@ -37,6 +47,7 @@ from protocols.mdb.changer import ChangerMaster
 from protocols.mdb.device import DeviceMaster
 from protocols.mdb.events import DeviceFault, DeviceOffline, DeviceOnline, MdbEvent
 from protocols.money import Money, currency
+from protocols.telemetry import Body, StatusBody
 from protocols.vend import inputs as i
 from protocols.vend import outputs as o
 from protocols.vend.session import Rejected, VendSession
@@ -48,6 +59,17 @@ Clock = Callable[[], datetime]
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _firmware() -> str:
+    try:
+        return f"vendfleet {metadata.version('vendfleet')}"
+    except metadata.PackageNotFoundError:
+        return "vendfleet (not installed)"
+
+
+class _StopRequestedError(Exception):
+    """Raised inside the task group to end :meth:`Machine.run` with an exit code."""
 
 
 class Machine:
@@ -88,7 +110,24 @@ class Machine:
             show=self._show,
             vend_timeout=config.dispenser.vend_timeout,
         )
-        self._lock = asyncio.Lock()
+        self.lock = asyncio.Lock()
+        self.outbox = OutboxMapper(cur.code)
+        self.started_at = wall_clock()
+        self.config_version = config.config_version
+        tel = config.telemetry
+        self.commands = CommandProcessor(self, tel.key) if tel is not None else None
+        self.telemetry: Telemetry | None = None
+        if tel is not None and self.commands is not None:
+            self.telemetry = Telemetry(
+                machine_id=config.machine.id,
+                settings=tel,
+                journal=self.journal,
+                status=self.status_body,
+                on_command=self.commands.handle,
+                wall=wall_clock,
+            )
+        self._stop = asyncio.Event()
+        self.exit_code: int | None = None
         self._display = o.Show("Welcome", self.session.credit)
         self._last_activity = 0.0
         self._service_payout = False
@@ -101,14 +140,23 @@ class Machine:
 
     # --- the one way state changes --------------------------------------------------
 
-    async def submit(self, event: i.VendInput) -> str | None:
-        """Apply, journal, act. Returns the reason if the session refused the input."""
-        async with self._lock:
+    async def submit(
+        self, event: i.VendInput, *, also: Sequence[Body] = (), meta: MetaUpdate | None = None
+    ) -> str | None:
+        """Apply, journal, act. Returns the reason if the session refused the input.
+
+        ``also`` (more telemetry) and ``meta`` are written in the input's transaction,
+        and only if the session accepted it.
+        """
+        async with self.lock:
+            before = Before.of(self.session)
             outputs = self.session.apply(event)
             refused = [out.reason for out in outputs if isinstance(out, Rejected)]
             if refused:
                 return "; ".join(refused)
-            await self.journal.append_async(event, self.wall(), self.outbox_for(event, outputs))
+            messages = [*self.outbox_for(event, outputs, before), *map(message_for, also)]
+            await self.journal.append_async(event, self.wall(), messages, meta)
+            self.wake_telemetry()
             self._last_activity = asyncio.get_running_loop().time()
             self.actuator.act(outputs)
         for out in outputs:
@@ -116,9 +164,43 @@ class Machine:
                 log.info("%s", out)
         return None
 
-    def outbox_for(self, event: i.VendInput, outputs: list[Any]) -> list[OutboxMessage]:
+    def outbox_for(
+        self, event: i.VendInput, outputs: list[Any], before: Before
+    ) -> list[OutboxMessage]:
         """Telemetry messages for this input, written in the journal's transaction."""
-        return []
+        try:
+            bodies = self.outbox.bodies(event, outputs, self.session, before)
+        except Exception:  # telemetry must never cost a sale
+            log.exception("no telemetry for %s", event.type)
+            return []
+        return [message_for(body) for body in bodies]
+
+    async def enqueue(self, bodies: Sequence[Body], meta: MetaUpdate | None = None) -> list[int]:
+        """Telemetry that belongs to no input (acks, device alarms); returns outbox seqs."""
+        messages = [message_for(body) for body in bodies]
+        seqs = await self.journal.run(lambda: self.journal.enqueue(messages, self.wall(), meta))
+        self.wake_telemetry()
+        return seqs
+
+    def wake_telemetry(self) -> None:
+        if self.telemetry is not None:
+            self.telemetry.wake()
+
+    def request_stop(self, exit_code: int) -> None:
+        """End :meth:`run` cleanly (offline status, journal closed), then exit the process
+        with ``exit_code``."""
+        self.exit_code = exit_code
+        self._stop.set()
+
+    def status_body(self, online: bool, backlog: int) -> StatusBody:
+        return StatusBody(
+            online=online,
+            firmware=_firmware(),
+            config_version=self.config_version,
+            started_at=self.started_at,
+            outbox_backlog=backlog,
+            devices={d.device: d.state.value for d in self.runner.schedule.devices},
+        )
 
     # --- MDB events ----------------------------------------------------------------------
 
@@ -128,6 +210,9 @@ class Machine:
             await self.on_mdb_event(event)
 
     async def on_mdb_event(self, event: MdbEvent) -> None:
+        alarms = self.outbox.device_event(event)
+        if alarms:
+            await self.enqueue(alarms)
         match event:
             case DeviceOnline():
                 log.info("%s online", event.device)
@@ -214,17 +299,46 @@ class Machine:
             ],
             "counters": s.counters.model_dump(),
             "invariant_violations": s.invariant_violations(),
+            "telemetry": None
+            if self.telemetry is None
+            else {"connected": self.telemetry.connected, "backlog": self.telemetry.backlog},
         }
 
-    def collect_cash(self) -> dict[str, Any]:
+    async def collect_cash(self) -> dict[str, Any]:
+        """Record the cash box emptied: a snapshot for the audit trail and a ``cash``
+        collection message with what went into the box since the last collection."""
         tubes = [
             {"coin_type": t.coin_type, "value": t.value.minor, "count": t.count}
             for t in self.session.tubes
         ]
         c = self.session.counters
-        snapshot = {"at": self.wall().isoformat(), "tubes": tubes, "counters": c.model_dump()}
-        self.journal.set_meta("last_cash_collection", str(snapshot))
+        now = self.wall()
+        snapshot = {"at": now.isoformat(), "tubes": tubes, "counters": c.model_dump()}
+
+        def build(db: sqlite3.Connection) -> tuple[list[OutboxMessage], MetaUpdate]:
+            row = db.execute("SELECT value FROM meta WHERE key='last_cash_collection'").fetchone()
+            try:
+                last = json.loads(row[0])["counters"] if row else {}
+            except (ValueError, KeyError, TypeError):
+                last = {}  # written by an older version
+            coins = c.coins_to_cash_box - int(last.get("coins_to_cash_box", 0))
+            bills = c.bills_in - int(last.get("bills_in", 0))
+            body = self.outbox.cash_collected(coins, bills)
+            return [message_for(body)], {"last_cash_collection": json.dumps(snapshot)}
+
+        await self.journal.run(lambda: self.journal.enqueue_with(build, now))
+        self.wake_telemetry()
         return snapshot
+
+    async def service_opened(self) -> None:
+        await self.enqueue([self.outbox.visit_opened(self.wall())])
+
+    async def service_closed(self) -> None:
+        visit = self.outbox.visit_closed(self.wall())
+        if visit is not None:
+            await self.enqueue([visit])
+        if self.commands is not None:
+            await self.commands.service_closed()
 
     def service_payout(self, coin_type: int, count: int) -> None:
         if self.changer is None or not self.changer.is_ready:
@@ -252,6 +366,10 @@ class Machine:
         self.journal.open()
         for entry in self.journal.entries():
             self.session.apply(entry.event)
+            self.outbox.track(entry.event, self.session)
+        self.config_version = config_version_in_force(self.journal, self.config.config_version)
+        if self.commands is not None:
+            self.commands.load()
 
     async def run(self, on_ready: Callable[[], None] | None = None) -> None:
         self.boot()
@@ -263,6 +381,10 @@ class Machine:
         await self.panel.start()
         try:
             async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._stopper())
+                if self.telemetry is not None and self.commands is not None:
+                    tg.create_task(self.telemetry.run())
+                    tg.create_task(self.commands.run_pending())
                 tg.create_task(self.runner.run())
                 tg.create_task(self._pump())
                 tg.create_task(self._timeouts())
@@ -270,15 +392,26 @@ class Machine:
                 self.ready.set()
                 if on_ready is not None:
                     on_ready()
+        except* _StopRequestedError:
+            log.warning("stopping with exit code %s", self.exit_code)
         finally:
             await self.panel.close()
             await self.link.close()
             await self.dispenser.close()
             self.journal.close()
+            log.info("stopped")
+        if self.exit_code is not None:
+            raise SystemExit(self.exit_code)
+
+    async def _stopper(self) -> None:
+        await self._stop.wait()
+        raise _StopRequestedError
 
     async def _load_planogram(self) -> None:
         wanted = self.config.selections()
         current = tuple(s.selection for s in self.session.selections.values())
+        if current and fleet_keeps_planogram(self.journal, self.config.config_version):
+            return  # the fleet changed prices or the planogram since this file was written
         if wanted != current:
             reason = await self.submit(
                 i.PlanogramLoaded(currency=self.config.machine.currency, selections=wanted)

@@ -65,10 +65,21 @@ def _stop(proc: subprocess.Popen[str] | None, sig: int = signal.SIGTERM) -> int 
 
 
 class MachineRig:
-    def __init__(self, folder: Path, *, vend_time: float = 0.2, credit_timeout: float = 0) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        vend_time: float = 0.2,
+        credit_timeout: float = 0,
+        machine_id: str = "vm-0001",
+        telemetry: dict[str, Any] | None = None,
+    ) -> None:
+        """``telemetry``: keys of machine.toml's ``[telemetry]`` section (none: no MQTT)."""
         self.folder = folder
         self.vend_time = vend_time
         self.credit_timeout = credit_timeout
+        self.machine_id = machine_id
+        self.telemetry = telemetry
         self.mdb_proc: subprocess.Popen[str] | None = None
         self.board_proc: subprocess.Popen[str] | None = None
         self.machine_proc: subprocess.Popen[str] | None = None
@@ -95,11 +106,15 @@ class MachineRig:
 
     def write_config(self) -> None:
         lines = [
-            "[machine]", 'id = "vm-0001"', 'currency = "VND"', 'data_dir = "data"', "",
+            "[machine]", f'id = "{self.machine_id}"', 'currency = "VND"', 'data_dir = "data"', "",
             "[mdb]", f'url = "qibixx://{self.folder / "mdb"}"', "",
             "[dispenser]", f'url = "serial://{self.folder / "board"}?baudrate=19200"', "",
             "[policy]", f"credit_timeout = {self.credit_timeout}", "",
         ]  # fmt: skip
+        if self.telemetry is not None:
+            lines.append("[telemetry]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in self.telemetry.items()]
+            lines.append("")
         for sel in SELECTIONS:
             lines.append("[[selection]]")
             lines += [f"{k} = {_toml_value(v)}" for k, v in sel.items()]
@@ -117,6 +132,13 @@ class MachineRig:
 
     def stop_machine(self) -> int | None:
         code = _stop(self.machine_proc)
+        self.machine_proc = None
+        return code
+
+    def wait_machine_exit(self, timeout: float = 30.0) -> int:
+        """The exit code of a machine that stops by itself (e.g. a reboot command)."""
+        assert self.machine_proc is not None
+        code = self.machine_proc.wait(timeout=timeout)
         self.machine_proc = None
         return code
 

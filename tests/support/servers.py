@@ -90,7 +90,8 @@ def mosquitto_binary() -> str:
 
 
 @contextlib.contextmanager
-def run_mosquitto(folder: Path, users: dict[str, str]) -> Iterator[Broker]:
+def run_mosquitto(folder: Path, users: dict[str, str], port: int | None = None) -> Iterator[Broker]:
+    """``port``: listen there (to restart a broker where its clients expect it)."""
     binary = mosquitto_binary()
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data").mkdir(exist_ok=True)
@@ -101,7 +102,7 @@ def run_mosquitto(folder: Path, users: dict[str, str]) -> Iterator[Broker]:
             ["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True
         )
     (folder / "acl").write_text(MOSQUITTO_ACL)
-    port = free_port()
+    port = port or free_port()
     conf = folder / "mosquitto.conf"
     conf.write_text(
         f"per_listener_settings false\nlistener {port} 127.0.0.1\nallow_anonymous false\n"

@@ -1,0 +1,1 @@
+"""Alembic migrations of the fleet database (run with ``vend fleet migrate``)."""

@@ -1,0 +1,1 @@
+"""Migration scripts; a package so they ship with the installed fleet package."""

@@ -1,0 +1,1 @@
+"""The fleet database: tables, engines and schema migrations."""
