@@ -23,20 +23,23 @@ def alembic_config() -> Config:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
-    assert head is not None
-    return head
+    """The revision this build needs; features may add their tables on separate branches,
+    so it is every head, sorted and comma-joined."""
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    assert heads
+    return ",".join(sorted(heads))
 
 
 def current_revision(engine: Engine) -> str | None:
     try:
         with engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+            heads = MigrationContext.configure(conn).get_current_heads()
+            return ",".join(sorted(heads)) if heads else None
     except OperationalError as exc:
         raise StoreError(f"cannot reach the database {_safe(engine)}: {exc.orig}") from None
 
 
-def upgrade(engine: Engine, revision: str = "head") -> tuple[str | None, str]:
+def upgrade(engine: Engine, revision: str = "heads") -> tuple[str | None, str]:
     """Bring the schema to ``revision``; returns (before, after). Idempotent."""
     before = current_revision(engine)
     config = alembic_config()
