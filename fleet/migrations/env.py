@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy import Connection
 from sqlmodel import SQLModel
 
-import fleet.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+import fleet.store.tables  # noqa: F401  (registers every table on SQLModel.metadata)
 from fleet.store.db import make_engine
 
 target_metadata = SQLModel.metadata

@@ -8,6 +8,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
+import fleet.store.tables  # noqa: F401  (the full schema to compare against)
 from fleet.store.db import StoreError, make_engine
 from fleet.store.schema import current_revision, head_revision, require_migrated, upgrade
 

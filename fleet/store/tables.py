@@ -1,0 +1,9 @@
+"""Every table the fleet owns, registered on ``SQLModel.metadata`` by importing this module.
+
+Alembic's env and the schema test import it, so a feature's table module joins the schema
+by adding one line here (and its migration, on its own branch from ``0001``).
+"""
+
+from __future__ import annotations
+
+import fleet.store.models  # noqa: F401  (core telemetry tables)
