@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli import demo as demo_cli
 from cli import dex, fleet, machine, mdb, sim
 
 app = typer.Typer(
@@ -17,13 +18,7 @@ app.add_typer(machine.app, name="machine")
 app.add_typer(mdb.app, name="mdb")
 app.add_typer(sim.app, name="sim")
 app.add_typer(dex.app, name="dex")
-
-
-@app.command()
-def demo() -> None:
-    """Run a small simulated fleet end to end (not built yet: see README)."""
-    typer.echo("vend demo: the demo is not built yet; it lands with the demo issue.", err=True)
-    raise typer.Exit(code=1)
+app.command(epilog=demo_cli.EPILOG)(demo_cli.demo)
 
 
 def main() -> None:

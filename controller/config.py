@@ -129,6 +129,9 @@ class TelemetrySection(_Section):
         if url.username or url.password or url.path not in ("", "/"):
             raise ValueError("broker URL takes only host and port (password is its own key)")
         try:
+    # MQTT 5 by default; "3.1.1" for brokers without it (the embedded amqtt). Nothing the
+    # machine guarantees depends on a v5 feature: its session simply never expires.
+    protocol: Literal["5", "3.1.1"] = "5"
             _ = url.port
         except ValueError:
             raise ValueError(f"broker URL has a bad port: {value!r}") from None

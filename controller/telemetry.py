@@ -30,6 +30,7 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from functools import partial
+from typing import Any
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -151,20 +152,27 @@ class Telemetry:
         will = aiomqtt.Will(
             status_topic, self._status_payload(online=False, seq=last_seq), qos=QOS, retain=True
         )
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY
         s = self.settings
+        session: dict[str, Any]
+        if s.protocol == "5":
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = SESSION_EXPIRY
+            session = {
+                "protocol": aiomqtt.ProtocolVersion.V5,
+                "clean_start": False,
+                "properties": properties,
+            }
+        else:
+            session = {"protocol": aiomqtt.ProtocolVersion.V311, "clean_session": False}
         async with aiomqtt.Client(
             s.host,
             s.port,
             username=self.machine_id,
             password=s.password or None,
             identifier=self.machine_id,
-            protocol=aiomqtt.ProtocolVersion.V5,
             will=will,
             keepalive=s.keepalive,
-            clean_start=False,
-            properties=properties,
+            **session,
         ) as client:
             self._was_connected = self.connected = True
             client.pending_calls_threshold = s.drain_concurrency + 10

@@ -1,0 +1,239 @@
+"""`vend demo`: a small fleet, end to end, on one host.
+
+Order of things: the fleet (broker + service + database) comes up first, then every
+machine (three processes each), then all machines are filled to par by a service
+visit, then customers shop while the fault plan runs; at the end customers stop, cash
+is collected, the fleet catches up, and the summary is built from the fleet database
+and the machines' own journals.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+
+from cli.demo import faults as f
+from cli.demo.catalog import machine_ids, machine_slots
+from cli.demo.dashboard import render
+from cli.demo.fleet_side import DemoBroker, DemoFleet
+from cli.demo.machines import DemoMachine
+from cli.demo.shoppers import Shopper, ShopperStats
+from cli.demo.summary import DemoSummary, build_summary, wait_caught_up
+from cli.demo.view import read_view
+from fleet.mqtt import BrokerAddress
+from fleet.store.db import make_engine
+
+MARKER = ".vendfleet-demo"
+CUSTOMERS_PER_HOUR = 12  # per machine, in simulated time
+MIN_GAP = 1.0  # seconds of wall time between two customers of one machine
+BACKLOG_ALARM = 5  # low, so the broker outage shows up as outbox_backlog alarms
+
+
+class DemoError(RuntimeError):
+    """The demo cannot run as asked (folder in use, a machine does not start...)."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    machines: int = 5
+    minutes: float = 3.0
+    speed: float = 60.0
+    seed: int | None = None
+    broker: str | None = None
+    db: str | None = None
+    folder: Path = Path("vendfleet-demo")
+    headless: bool = False
+    faults: bool = True
+
+
+@dataclass
+class DemoRun:
+    options: DemoOptions
+    folder: Path
+    db_url: str
+    address: BrokerAddress
+    machines: list[DemoMachine] = field(default_factory=list)
+    shoppers: list[Shopper] = field(default_factory=list)
+    stats: ShopperStats = field(default_factory=ShopperStats)
+    log: f.FaultLog = field(default_factory=f.FaultLog)
+    stop_shopping: threading.Event = field(default_factory=threading.Event)
+
+
+def _child(rng: random.Random) -> random.Random:
+    """An independent, reproducible stream for one machine or one customer queue."""
+    return random.Random(rng.random())  # noqa: S311  (simulation, not secrets)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def prepare_folder(folder: Path) -> Path:
+    """A fresh demo folder; an earlier demo's is replaced, anything else is left alone."""
+    folder = folder.resolve()
+    if folder.exists():
+        if not (folder / MARKER).exists() and any(folder.iterdir()):
+            raise DemoError(f"{folder} exists and is not a demo folder; choose another --dir")
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    (folder / MARKER).write_text("created by vend demo; replaced by the next run\n")
+    return folder
+
+
+def _telemetry(address: BrokerAddress, *, embedded: bool) -> dict[str, object]:
+    return {
+        "protocol": "3.1.1" if embedded else "5",
+        "broker": f"mqtt://{address.host}:{address.port}",
+        "password": "",
+        "backlog_alarm": BACKLOG_ALARM,
+        "max_backoff": 2.0,
+        "keepalive": 5,
+    }
+
+
+async def run_demo(
+    options: DemoOptions,
+    console: Console,
+    on_progress: Callable[[str], None] | None = None,
+) -> DemoSummary:
+    say = on_progress or (lambda _text: None)
+    folder = prepare_folder(options.folder)
+    db_url = options.db or f"sqlite:///{folder / 'fleet.sqlite'}"
+    embedded = options.broker is None
+    address = (
+        BrokerAddress("127.0.0.1", free_port())
+        if embedded
+        else BrokerAddress.from_url(options.broker or "")
+    )
+    run = DemoRun(options, folder, db_url, address)
+    rng = random.Random(options.seed)  # noqa: S311  (simulated customers, not secrets)
+    engine = make_engine(db_url)
+    fleet = DemoFleet(engine, DemoBroker(address, embedded=embedded))
+    for n, machine_id in enumerate(machine_ids(options.machines)):
+        run.machines.append(
+            DemoMachine(
+                folder / "machines" / machine_id,
+                machine_id,
+                machine_slots(n, _child(rng)),
+                _telemetry(address, embedded=embedded),
+            )
+        )
+    try:
+        say("migrating the fleet database and starting the broker and fleet service")
+        await asyncio.to_thread(fleet.migrate, {m.machine_id: m.command_key for m in run.machines})
+        await fleet.start()
+        for n, machine in enumerate(run.machines, 1):
+            say(f"starting machine {n}/{len(run.machines)}: {machine.machine_id}")
+            await asyncio.to_thread(machine.start)
+        for machine in run.machines:
+            await asyncio.to_thread(machine.wait_ready)
+            await asyncio.to_thread(machine.fill)
+        say("machines filled to par; customers arriving")
+        await _shop(run, fleet, engine, console, rng)
+        say("customers gone; collecting cash and waiting for the fleet to catch up")
+        await _close_day(run)
+        await wait_caught_up(engine, run.machines, timeout=90)
+        f.assess(engine, run.log.faults)
+        summary = await asyncio.to_thread(build_summary, engine, run, fleet.service.stats.report)
+    finally:
+        run.stop_shopping.set()
+        for machine in run.machines:
+            await asyncio.to_thread(machine.stop)
+        await fleet.stop()
+        engine.dispose()
+    return summary
+
+
+async def _shop(
+    run: DemoRun, fleet: DemoFleet, engine: object, console: Console, rng: random.Random
+) -> None:
+    opts = run.options
+    mean_gap = max(MIN_GAP, 3600.0 / (CUSTOMERS_PER_HOUR * opts.speed))
+    for machine in run.machines:
+        shopper = Shopper(machine, _child(rng), mean_gap, run.stop_shopping, run.stats)
+        run.shoppers.append(shopper)
+        shopper.start()
+    total = opts.minutes * 60.0
+    t0 = time.monotonic()
+    run.log.t0 = t0
+    plan = asyncio.create_task(_fault_plan(run, fleet, total)) if opts.faults else None
+    live: contextlib.AbstractContextManager[object] = contextlib.nullcontext()
+    if not opts.headless:
+        live = Live(console=console, refresh_per_second=2, screen=False, transient=False)
+    try:
+        with live as screen:
+            while (elapsed := time.monotonic() - t0) < total:
+                if fleet.failed is not None:
+                    raise DemoError(f"the fleet service stopped: {fleet.failed}")
+                if isinstance(screen, Live):
+                    view = await asyncio.to_thread(read_view, engine, datetime.now(UTC))  # type: ignore[arg-type]
+                    screen.update(
+                        render(
+                            view,
+                            elapsed=elapsed,
+                            minutes=opts.minutes,
+                            broker_up=fleet.broker.up,
+                            timeline=run.log.timeline,
+                            where=str(run.folder),
+                        )
+                    )
+                await asyncio.sleep(1.0)
+            if plan is not None:
+                await plan  # a fault still being handled finishes before the day ends
+    finally:
+        run.stop_shopping.set()
+        if plan is not None and not plan.done():
+            plan.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await plan
+        for shopper in run.shoppers:
+            await asyncio.to_thread(shopper.join, 30)
+
+
+async def _fault_plan(run: DemoRun, fleet: DemoFleet, total: float) -> None:
+    """Jam at 20 %, broker outage at 35 %, jam serviced at 50 %, power cut at 65 %."""
+    machines, shoppers, log = run.machines, run.shoppers, run.log
+    t0 = log.t0
+
+    async def at(share: float) -> datetime:
+        await asyncio.sleep(max(0.0, t0 + share * total - time.monotonic()))
+        return datetime.now(UTC)
+
+    jammed = await f.jam(machines[0], shoppers[0], log, await at(0.20))
+    if fleet.broker.embedded:
+        await f.broker_outage(fleet, max(6.0, 0.08 * total), log, await at(0.35))
+    else:
+        log.note("broker outage skipped: the broker is external (--broker)")
+    await f.clear_jam(machines[0], shoppers[0], jammed, log)
+    victim = machines[-1] if len(machines) > 1 else machines[0]
+    await f.power_cut(victim, log, await at(0.65), off=3.0)
+
+
+async def _close_day(run: DemoRun) -> None:
+    """End of the day: every machine's cash box is collected (for reconciliation)."""
+
+    def collect(machine: DemoMachine) -> None:
+        machine.wait_idle()
+        machine.panel("service_open")
+        try:
+            machine.panel("cash_collect")
+        finally:
+            machine.panel("service_close")
+
+    for machine in run.machines:
+        await asyncio.to_thread(collect, machine)

@@ -1,0 +1,146 @@
+"""The end of the demo: wait until the fleet holds everything the machines published,
+then say what happened — from the fleet database and, independently, from each
+machine's own journal (the outbox is the machine's record of what it published)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine, func, select
+
+from fleet.ingest import IngestReport
+from fleet.store.models import alarms, events, gaps, machines, sales
+
+if TYPE_CHECKING:
+    from cli.demo.machines import DemoMachine
+    from cli.demo.run import DemoRun
+
+
+def outbox_seqs(journal: Path) -> tuple[set[int], int]:
+    """(every outbox sequence number, how many are still unsent) from a machine journal,
+    opened read-only next to the running controller (WAL allows it)."""
+    db = sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = db.execute("SELECT seq, sent IS NULL FROM outbox").fetchall()
+    finally:
+        db.close()
+    return {int(seq) for seq, _ in rows}, sum(1 for _, unsent in rows if unsent)
+
+
+def fleet_seqs(engine: Engine) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    with engine.connect() as conn:
+        for row in conn.execute(select(events.c.machine_id, events.c.seq)):
+            out.setdefault(row.machine_id, set()).add(int(row.seq))
+    return out
+
+
+async def wait_caught_up(engine: Engine, fleet: list[DemoMachine], timeout: float) -> None:
+    """Until every machine's outbox is sent and the fleet holds every one of its seqs.
+    Gives up quietly after ``timeout``: the summary then shows what is missing."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+
+    def done() -> bool:
+        held = fleet_seqs(engine)
+        for m in fleet:
+            published, unsent = outbox_seqs(m.journal)
+            if unsent or not published <= held.get(m.machine_id, set()):
+                return False
+        return True
+
+    while not await asyncio.to_thread(done):
+        if loop.time() > deadline:
+            return
+        await asyncio.sleep(0.5)
+
+
+@dataclass
+class DemoSummary:
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.data.get("ok"))
+
+
+def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSummary:
+    held = fleet_seqs(engine)
+    published_total = ingested_total = 0
+    missing: dict[str, list[int]] = {}
+    unexpected: dict[str, list[int]] = {}
+    for m in run.machines:
+        published, _ = outbox_seqs(m.journal)
+        got = held.get(m.machine_id, set())
+        published_total += len(published)
+        ingested_total += len(got)
+        if published - got:
+            missing[m.machine_id] = sorted(published - got)[:20]
+        if got - published:
+            unexpected[m.machine_id] = sorted(got - published)[:20]
+    with engine.connect() as conn:
+        by_method: dict[str, dict[str, int]] = {}
+        for row in conn.execute(
+            select(sales.c.method, func.count().label("n"), func.sum(sales.c.price).label("v"))
+            .group_by(sales.c.method)
+        ):  # fmt: skip
+            by_method[row.method] = {"count": int(row.n), "value": int(row.v or 0)}
+        alarm_rows = conn.execute(
+            select(alarms.c.code, alarms.c.raised_at, alarms.c.cleared_at)
+        ).all()
+        open_gaps = conn.execute(
+            select(func.count()).select_from(gaps).where(gaps.c.filled_at.is_(None))
+        ).scalar_one()
+        online = conn.execute(
+            select(func.count()).select_from(machines).where(machines.c.online.is_(True))
+        ).scalar_one()
+    raised = Counter(r.code for r in alarm_rows if r.raised_at is not None)
+    cleared = Counter(r.code for r in alarm_rows if r.cleared_at is not None)
+    faults = [fault.as_json() for fault in run.log.faults]
+    exactly_once = not missing and not unexpected
+    data: dict[str, Any] = {
+        "machines": len(run.machines),
+        "machines_online": int(online),
+        "minutes": run.options.minutes,
+        "speed": run.options.speed,
+        "seed": run.options.seed,
+        "sales": {
+            "count": sum(v["count"] for v in by_method.values()),
+            "value": sum(v["value"] for v in by_method.values()),
+            "currency": "VND",
+            "by_method": by_method,
+        },
+        "customers": {
+            "attempts": dict(run.stats.attempts),
+            "bought": dict(run.stats.bought),
+            "cancelled": run.stats.cancelled,
+            "refused": run.stats.refused,
+            "interrupted": run.stats.errors,
+        },
+        "events": {
+            "published": published_total,
+            "ingested": ingested_total,
+            "exactly_once": exactly_once,
+            "missing": missing,
+            "unexpected": unexpected,
+            "duplicates_dropped": report.duplicates,
+            "quarantined": report.quarantined,
+            "gaps_opened": report.gaps_opened,
+            "open_gaps": int(open_gaps),
+        },
+        "alarms": {
+            "raised": dict(raised),
+            "cleared": dict(cleared),
+            "open": sum(1 for r in alarm_rows if r.cleared_at is None),
+        },
+        "faults": faults,
+        "timeline": run.log.timeline,
+        "data": {"folder": str(run.folder), "db": run.db_url},
+    }
+    data["ok"] = exactly_once and all(x["raised"] and x["cleared"] for x in faults)
+    return DemoSummary(data)
