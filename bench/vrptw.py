@@ -20,20 +20,17 @@ and the 1,000-machine day from scores to routes <= 60 s.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import math
 import random
 import sys
 import time
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from fleet.planning.distances import TravelMatrix
 from fleet.planning.model import (
     CashLevel,
     Depot,
@@ -48,102 +45,11 @@ from fleet.planning.model import (
     Van,
 )
 from fleet.planning.plan import FleetSnapshot, PlanSettings, plan_day
-from fleet.planning.routing import (
-    RoutingProblem,
-    RoutingResult,
-    SolveProgress,
-    StopSpec,
-    VehicleSpec,
-    solve_routes,
-)
+from fleet.planning.routing import SolveProgress
+from fleet.planning.solomon import read_solomon, solve_solomon
 
 DATA = Path(__file__).resolve().parent / "data" / "solomon"
 INSTANCES = ("C101", "C201", "R101", "R201", "RC101", "RC201")
-SCALE = 1000  # integer solver units per Solomon distance/time unit
-VEHICLE_COST = 10**8  # above any total distance (x SCALE): vehicles first, then distance
-
-
-@dataclass(frozen=True)
-class Node:
-    x: float
-    y: float
-    demand: int
-    ready: int
-    due: int
-    service: int
-
-
-def read_solomon(path: Path) -> tuple[int, list[Node]]:
-    """Capacity line, then `id x y demand ready due service` rows; '#' lines are comments."""
-    rows = [
-        line.split()
-        for line in path.read_text(encoding="ascii").splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    capacity = int(rows[0][0])
-    nodes = [Node(*map(float, r[1:3]), *map(int, r[3:7])) for r in rows[1:]]  # type: ignore[arg-type]
-    return capacity, nodes
-
-
-def euclid(a: Node, b: Node) -> float:
-    return math.hypot(a.x - b.x, a.y - b.y)
-
-
-def solomon_problem(capacity: int, nodes: list[Node]) -> RoutingProblem:
-    ids = tuple(str(i) for i in range(len(nodes)))
-    dist = tuple(tuple(round(euclid(a, b) * SCALE) for b in nodes) for a in nodes)
-    depot = nodes[0]
-    stops = tuple(
-        StopSpec(
-            stop_id=str(i),
-            location=str(i),
-            demand=(n.demand,),
-            service=n.service * SCALE,
-            tw_early=n.ready * SCALE,
-            tw_late=n.due * SCALE,
-        )
-        for i, n in enumerate(nodes)
-        if i > 0
-    )
-    van = VehicleSpec(
-        "v",
-        (capacity,),
-        depot.ready * SCALE,
-        depot.due * SCALE,
-        fixed_cost=VEHICLE_COST,
-        count=25,
-    )
-    return RoutingProblem(
-        TravelMatrix(ids, dist, dist),
-        "0",
-        (van,),
-        stops,
-        depot_open=depot.ready * SCALE,
-        depot_close=depot.due * SCALE,
-    )
-
-
-def exact_check(nodes: list[Node], capacity: int, result: RoutingResult) -> tuple[float, int]:
-    """Total distance in double precision and the number of window/capacity breaks."""
-    total, breaks = 0.0, 0
-    for route in result.routes:
-        seq = [0] + [int(v.stop_id) for v in route.visits] + [0]
-        t = float(nodes[0].ready)
-        load = 0
-        for a, b in itertools.pairwise(seq):
-            leg = euclid(nodes[a], nodes[b])
-            total += leg
-            t += leg
-            if b:
-                t = max(t, nodes[b].ready)
-                breaks += t > nodes[b].due + 1e-6
-                t += nodes[b].service
-                load += nodes[b].demand
-        breaks += t > nodes[0].due + 1e-6
-        breaks += load > capacity
-    served = sum(len(r.visits) for r in result.routes)
-    breaks += len(nodes) - 1 - served
-    return total, breaks
 
 
 def run_solomon(names: list[str], seconds: float) -> None:
@@ -156,11 +62,11 @@ def run_solomon(names: list[str], seconds: float) -> None:
     print(f"{'inst':6} {'veh':>4} {'bks':>4} {'dist':>9} {'bks':>9} {'gap %':>7} {'breaks':>6}")
     matched, gaps_matched, gaps_all = 0, [], []
     for name in names:
-        capacity, nodes = read_solomon(DATA / f"{name}.txt")
-        result = solve_routes(solomon_problem(capacity, nodes), seconds, soft_must_visits=False)
-        dist, breaks = exact_check(nodes, capacity, result)
+        solution = solve_solomon(read_solomon(DATA / f"{name}.txt"), seconds)
+        dist = solution.distance
+        breaks = len(solution.breaks) + len(solution.unserved)
         ref = bks[name]
-        veh = len(result.routes)
+        veh = solution.vehicles
         gap = 100.0 * (dist - ref["distance"]) / ref["distance"]
         gaps_all.append(gap)
         if veh == ref["vehicles"]:

@@ -21,6 +21,14 @@ Example::
     retention_days = 30         # sent rows older than this are deleted; unsent never
     drain_concurrency = 20      # publishes awaiting PUBACK at once
 
+    [receipts]                  # optional: without it the machine issues no e-receipts
+    invoice_symbol = "1C26MAB"  # template digit, C, year, M, two letters; the year follows the sale
+    seller_tax_code = "0312345678"
+    seller_name = "Công ty TNHH Máy Bán Hàng"
+    seller_address = "12 Lê Lợi, Quận 1, TP. Hồ Chí Minh"
+    vat_rate = "10%"            # default; per product or selection code: [receipts.vat_rates]
+    lookup_secret = "hex:..."   # HMAC key for lookup codes, shared with the fleet (>= 16 bytes)
+
     [[selection]]
     code = "A1"
     product = "Trà xanh 0 độ"
@@ -42,9 +50,11 @@ import tomllib
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from protocols.einvoice import EinvoiceError, Seller, cash_register_symbol, check_rate
 from protocols.money import CURRENCIES, Money
 from protocols.vend.model import Selection
 
@@ -119,6 +129,9 @@ class TelemetrySection(_Section):
     drain_concurrency: int = Field(default=20, ge=1, le=1000)
     keepalive: int = Field(default=30, ge=5, le=3600)
     max_backoff: float = Field(default=60.0, gt=0)
+    # MQTT 5 by default; "3.1.1" for brokers without it (the embedded amqtt). Nothing the
+    # machine guarantees depends on a v5 feature: its session simply never expires.
+    protocol: Literal["5", "3.1.1"] = "5"
 
     @field_validator("broker")
     @classmethod
@@ -129,9 +142,6 @@ class TelemetrySection(_Section):
         if url.username or url.password or url.path not in ("", "/"):
             raise ValueError("broker URL takes only host and port (password is its own key)")
         try:
-    # MQTT 5 by default; "3.1.1" for brokers without it (the embedded amqtt). Nothing the
-    # machine guarantees depends on a v5 feature: its session simply never expires.
-    protocol: Literal["5", "3.1.1"] = "5"
             _ = url.port
         except ValueError:
             raise ValueError(f"broker URL has a bad port: {value!r}") from None
@@ -154,6 +164,77 @@ class TelemetrySection(_Section):
     @property
     def key(self) -> bytes:
         return parse_key(self.command_key)
+
+
+class ReceiptsSection(_Section):
+    """E-receipts numbered on the machine at the moment of sale (Vietnamese cash-register
+    invoices): the seller, the series, VAT rates and the lookup-code secret."""
+
+    invoice_symbol: str = Field(description="e.g. 1C26MAB; the year part follows the sale")
+    seller_tax_code: str
+    seller_name: str
+    seller_address: str
+    vat_rate: str = "10%"
+    vat_rates: dict[str, str] = Field(
+        default_factory=dict, description="product name or selection code -> VAT rate"
+    )
+    lookup_secret: str = Field(description="HMAC key for lookup codes (hex or base64)")
+    lookup_url: str | None = Field(default=None, description="lookup page the QR code opens")
+    unit: str | None = Field(default=None, description="unit printed on lines, e.g. cái")
+
+    @field_validator("invoice_symbol")
+    @classmethod
+    def _symbol(cls, value: str) -> str:
+        try:
+            return str(cash_register_symbol(value))
+        except EinvoiceError as exc:
+            raise ValueError(exc.problem) from None
+
+    @field_validator("vat_rate")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        try:
+            return check_rate(value)
+        except EinvoiceError as exc:
+            raise ValueError(exc.problem) from None
+
+    @field_validator("vat_rates")
+    @classmethod
+    def _rates(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, rate in value.items():
+            try:
+                check_rate(rate)
+            except EinvoiceError as exc:
+                raise ValueError(f"{key}: {exc.problem}") from None
+        return value
+
+    @field_validator("lookup_secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        try:
+            parse_key(value)
+        except ValueError as exc:
+            raise ValueError(str(exc).replace("command_key", "lookup_secret")) from None
+        return value
+
+    @model_validator(mode="after")
+    def _seller_valid(self) -> ReceiptsSection:
+        _ = self.seller
+        return self
+
+    @property
+    def seller(self) -> Seller:
+        try:
+            return Seller(
+                name=self.seller_name, tax_code=self.seller_tax_code, address=self.seller_address
+            )
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise ValueError(f"seller_{first['loc'][0]}: {first['msg']}") from None
+
+    @property
+    def secret(self) -> bytes:
+        return parse_key(self.lookup_secret)
 
 
 class SelectionEntry(_Section):
@@ -179,6 +260,7 @@ class MachineConfig(_Section):
     panel: PanelSection = PanelSection()
     policy: PolicySection = PolicySection()
     telemetry: TelemetrySection | None = None
+    receipts: ReceiptsSection | None = None
     selection: tuple[SelectionEntry, ...] = Field(min_length=1)
     config_version: str = "1"
     format: Literal[1] = 1
@@ -193,6 +275,13 @@ class MachineConfig(_Section):
         dup_m = {m for m in motors if motors.count(m) > 1}
         if dup_m:
             raise ValueError(f"motors used twice: {', '.join(map(str, sorted(dup_m)))}")
+        if self.receipts is not None:
+            try:
+                ZoneInfo(self.machine.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(
+                    f"receipts need a known machine.timezone, got {self.machine.timezone!r}"
+                ) from None
         return self
 
     def selections(self) -> tuple[Selection, ...]:

@@ -35,6 +35,8 @@ from controller.frontpanel import FrontPanel
 from controller.journal import Journal, MetaUpdate, OutboxMessage
 from controller.outbox import Before, OutboxMapper, message_for
 from controller.panel import PanelServer
+from controller.receipts import META_KEY as RECEIPT_NUMBERS
+from controller.receipts import ReceiptIssuer
 from controller.recovery import recover
 from controller.telemetry import Telemetry
 from controller.translate import to_input
@@ -112,6 +114,7 @@ class Machine:
         )
         self.lock = asyncio.Lock()
         self.outbox = OutboxMapper(cur.code)
+        self.receipts = ReceiptIssuer(config.receipts, config.machine.timezone)
         self.started_at = wall_clock()
         self.config_version = config.config_version
         tel = config.telemetry
@@ -146,7 +149,7 @@ class Machine:
         """Apply, journal, act. Returns the reason if the session refused the input.
 
         ``also`` (more telemetry) and ``meta`` are written in the input's transaction,
-        and only if the session accepted it.
+        and only if the session accepted it; so are the e-receipt numbers of its sales.
         """
         async with self.lock:
             before = Before.of(self.session)
@@ -154,8 +157,11 @@ class Machine:
             refused = [out.reason for out in outputs if isinstance(out, Rejected)]
             if refused:
                 return "; ".join(refused)
-            messages = [*self.outbox_for(event, outputs, before), *map(message_for, also)]
-            await self.journal.append_async(event, self.wall(), messages, meta)
+            at = self.wall()
+            issued = self.receipts.issue([*self.outbox_for(event, outputs, before), *also], at)
+            meta = {**(meta or {}), **issued.meta}
+            await self.journal.append_async(event, at, issued.messages, meta)
+            self.receipts.confirm(issued)
             self.wake_telemetry()
             self._last_activity = asyncio.get_running_loop().time()
             self.actuator.act(outputs)
@@ -164,16 +170,13 @@ class Machine:
                 log.info("%s", out)
         return None
 
-    def outbox_for(
-        self, event: i.VendInput, outputs: list[Any], before: Before
-    ) -> list[OutboxMessage]:
-        """Telemetry messages for this input, written in the journal's transaction."""
+    def outbox_for(self, event: i.VendInput, outputs: list[Any], before: Before) -> list[Body]:
+        """Telemetry bodies for this input, written in the journal's transaction."""
         try:
-            bodies = self.outbox.bodies(event, outputs, self.session, before)
+            return self.outbox.bodies(event, outputs, self.session, before)
         except Exception:  # telemetry must never cost a sale
             log.exception("no telemetry for %s", event.type)
             return []
-        return [message_for(body) for body in bodies]
 
     async def enqueue(self, bodies: Sequence[Body], meta: MetaUpdate | None = None) -> list[int]:
         """Telemetry that belongs to no input (acks, device alarms); returns outbox seqs."""
@@ -364,6 +367,7 @@ class Machine:
     def boot(self) -> None:
         """Open the journal and rebuild the session from it (no hardware yet)."""
         self.journal.open()
+        self.receipts.load(self.journal.get_meta(RECEIPT_NUMBERS))
         for entry in self.journal.entries():
             self.session.apply(entry.event)
             self.outbox.track(entry.event, self.session)

@@ -157,15 +157,18 @@ async def connect(
     protocol: Protocol = Protocol.AUTO,
     timeout: float = 10.0,
     keepalive: int = 30,
+    persistent: bool = True,
 ) -> AsyncIterator[MqttLink]:
-    """Connect with a persistent session; raises BrokerUnreachableError."""
+    """Connect (with a persistent session unless ``persistent=False``, for one-shot
+    publishers that should leave nothing behind on the broker); raises
+    BrokerUnreachableError."""
     versions = {
         Protocol.AUTO: (ProtocolVersion.V5, ProtocolVersion.V311),
         Protocol.V5: (ProtocolVersion.V5,),
         Protocol.V311: (ProtocolVersion.V311,),
     }[protocol]
     for index, version in enumerate(versions):
-        client = _client(address, client_id, version, timeout, keepalive)
+        client = _client(address, client_id, version, timeout, keepalive, persistent=persistent)
         try:
             await client.__aenter__()
         except aiomqtt.MqttCodeError as exc:
@@ -200,12 +203,15 @@ def _client(
     version: ProtocolVersion,
     timeout: float,
     keepalive: int,
+    *,
+    persistent: bool = True,
 ) -> aiomqtt.Client:
     properties = None
     if version is ProtocolVersion.V5:
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = SESSION_EXPIRY_S
+        properties.SessionExpiryInterval = SESSION_EXPIRY_S if persistent else 0
         properties.ReceiveMaximum = RECEIVE_MAXIMUM
+    clean_start = not persistent
     client = aiomqtt.Client(
         address.host,
         address.port,
@@ -216,12 +222,29 @@ def _client(
         timeout=timeout,
         keepalive=keepalive,
         # A persistent session: v5 never starts clean, 3.1.1 keeps the session.
-        clean_start=False if version is ProtocolVersion.V5 else MQTT_CLEAN_START_FIRST_ONLY,
-        clean_session=None if version is ProtocolVersion.V5 else False,
+        clean_start=clean_start if version is ProtocolVersion.V5 else MQTT_CLEAN_START_FIRST_ONLY,
+        clean_session=None if version is ProtocolVersion.V5 else not persistent,
         properties=properties,
     )
     client._client.manual_ack_set(on=True)  # noqa: SLF001  (ack after commit; module doc)
     return client
+
+
+async def publish_once(
+    address: BrokerAddress,
+    messages: Sequence[tuple[str, bytes, int | None]],
+    *,
+    client_id: str,
+    protocol: Protocol = Protocol.AUTO,
+    timeout: float = 10.0,
+) -> None:
+    """Connect with a clean session, publish ``(topic, payload, expiry_s)`` at QoS 1 and
+    wait for each PUBACK, then disconnect: for one-shot publishers such as the CLI."""
+    async with connect(
+        address, client_id=client_id, protocol=protocol, timeout=timeout, persistent=False
+    ) as link:
+        for topic, payload, expiry_s in messages:
+            await link.publish(topic, payload, expiry_s=expiry_s)
 
 
 class Backoff:

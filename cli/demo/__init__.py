@@ -92,8 +92,8 @@ def demo(
     )
     try:
         summary = asyncio.run(run_demo(options, console, _say(console, as_json)))  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        console.print("[yellow]vend demo: stopped before the end; machines shut down[/yellow]")
         raise typer.Exit(code=130) from None
     except (DemoError, DemoMachineError, EmbeddedBrokerError, BrokerUrlError, StoreError) as exc:
         console.print(f"[red]vend demo: {exc}[/red]")

@@ -122,8 +122,10 @@ async def power_cut(machine: DemoMachine, log: FaultLog, now: datetime, off: flo
     log.faults.append(fault)
     await asyncio.to_thread(machine.power_cut)
     log.note(f"power cut: {machine.machine_id} killed mid-run")
-    await asyncio.sleep(off)
-    await asyncio.to_thread(machine.start_controller)
+    try:
+        await asyncio.sleep(off)
+    finally:
+        await asyncio.to_thread(machine.start_controller)  # power comes back regardless
     await asyncio.to_thread(machine.wait_ready)
     fault.ended = datetime.now(now.tzinfo)
     log.note(f"power back: {machine.machine_id} recovered its journal and is selling")

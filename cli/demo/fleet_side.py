@@ -87,8 +87,10 @@ class DemoFleet:
     async def outage(self, seconds: float) -> None:
         """Take the broker away for ``seconds`` (embedded broker only)."""
         await self.broker.stop()
-        await asyncio.sleep(seconds)
-        await self.broker.start()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self.broker.start()  # even when the demo ends mid-outage
 
     @property
     def failed(self) -> BaseException | None:

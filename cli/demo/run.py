@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import random
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -69,6 +70,28 @@ class DemoRun:
     stats: ShopperStats = field(default_factory=ShopperStats)
     log: f.FaultLog = field(default_factory=f.FaultLog)
     stop_shopping: threading.Event = field(default_factory=threading.Event)
+    end_early: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def _install_signals(run: DemoRun) -> None:
+    """Ctrl-C once ends the shopping day early (the summary still comes); twice, or
+    SIGTERM / SIGHUP, stops at once. Either way every machine process is stopped: they
+    run in their own sessions, so nobody else will."""
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    assert main is not None
+
+    def interrupt() -> None:
+        if run.end_early.is_set():
+            main.cancel()
+        else:
+            run.log.note("Ctrl-C: ending the day early (again to stop at once)")
+            run.end_early.set()
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, interrupt)
+        loop.add_signal_handler(signal.SIGTERM, main.cancel)
+        loop.add_signal_handler(signal.SIGHUP, main.cancel)
 
 
 def _child(rng: random.Random) -> random.Random:
@@ -121,6 +144,7 @@ async def run_demo(
         else BrokerAddress.from_url(options.broker or "")
     )
     run = DemoRun(options, folder, db_url, address)
+    _install_signals(run)
     rng = random.Random(options.seed)  # noqa: S311  (simulated customers, not secrets)
     engine = make_engine(db_url)
     fleet = DemoFleet(engine, DemoBroker(address, embedded=embedded))
@@ -177,7 +201,7 @@ async def _shop(
         live = Live(console=console, refresh_per_second=2, screen=False, transient=False)
     try:
         with live as screen:
-            while (elapsed := time.monotonic() - t0) < total:
+            while (elapsed := time.monotonic() - t0) < total and not run.end_early.is_set():
                 if fleet.failed is not None:
                     raise DemoError(f"the fleet service stopped: {fleet.failed}")
                 if isinstance(screen, Live):
@@ -192,8 +216,9 @@ async def _shop(
                             where=str(run.folder),
                         )
                     )
-                await asyncio.sleep(1.0)
-            if plan is not None:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(run.end_early.wait(), 1.0)
+            if plan is not None and not run.end_early.is_set():
                 await plan  # a fault still being handled finishes before the day ends
     finally:
         run.stop_shopping.set()

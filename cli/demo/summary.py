@@ -5,6 +5,7 @@ machine's own journal (the outbox is the machine's record of what it published).
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections import Counter
 from dataclasses import dataclass, field
@@ -60,6 +61,14 @@ async def wait_caught_up(engine: Engine, fleet: list[DemoMachine], timeout: floa
         await asyncio.sleep(0.5)
 
 
+def tender(method: str, cash: str | None) -> str:
+    """How the customer paid: ``card`` (cashless), ``bills`` (any bill) or ``coins``."""
+    if method != "cash":
+        return "card" if method == "cashless" else method
+    paid = json.loads(cash) if cash else {}
+    return "bills" if paid.get("bills") else "coins"
+
+
 @dataclass
 class DemoSummary:
     data: dict[str, Any] = field(default_factory=dict)
@@ -85,11 +94,10 @@ def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSum
             unexpected[m.machine_id] = sorted(got - published)[:20]
     with engine.connect() as conn:
         by_method: dict[str, dict[str, int]] = {}
-        for row in conn.execute(
-            select(sales.c.method, func.count().label("n"), func.sum(sales.c.price).label("v"))
-            .group_by(sales.c.method)
-        ):  # fmt: skip
-            by_method[row.method] = {"count": int(row.n), "value": int(row.v or 0)}
+        for row in conn.execute(select(sales.c.method, sales.c.price, sales.c.cash)):
+            entry = by_method.setdefault(tender(row.method, row.cash), {"count": 0, "value": 0})
+            entry["count"] += 1
+            entry["value"] += int(row.price)
         alarm_rows = conn.execute(
             select(alarms.c.code, alarms.c.raised_at, alarms.c.cleared_at)
         ).all()

@@ -123,8 +123,13 @@ def read_view(engine: Engine, now: datetime, recent: int = 8) -> FleetView:
             select(func.count()).select_from(sales).where(sales.c.ts >= now - timedelta(minutes=1))
         ).scalar_one()
         tail = conn.execute(
-            select(events.c.machine_id, events.c.seq, events.c.schema_name, events.c.ts,
-                   events.c.body)
+            select(
+                events.c.machine_id,
+                events.c.seq,
+                events.c.schema.label("schema_name"),
+                events.c.ts,
+                events.c.body,
+            )
             .order_by(events.c.id.desc())
             .limit(recent)
         ).all()  # fmt: skip

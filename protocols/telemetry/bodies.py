@@ -13,6 +13,7 @@ from typing import Self
 
 from pydantic import Field, model_validator
 
+from protocols.einvoice import Receipt
 from protocols.money import Money
 from protocols.telemetry.fields import (
     Count,
@@ -98,7 +99,14 @@ class SaleBody(WireModel):
         description="False: delivered but the reader could not be told VEND SUCCESS.",
     )
     cash: CashTender | None = Field(default=None, description="Coins and bills, for cash sales.")
-    receipt_number: str | None = Field(default=None, description="E-receipt number, if issued.")
+    receipt_number: str | None = Field(
+        default=None, description="E-receipt symbol and number, e.g. 1C26MAB-00000042, if issued."
+    )
+    receipt: Receipt | None = Field(
+        default=None,
+        description="The e-receipt issued at the moment of sale; optional, so readers and "
+        "machines that predate it ignore or omit it.",
+    )
     lines: list[SaleLine] | None = Field(default=None, description="Basket lines, if any.")
 
     @property

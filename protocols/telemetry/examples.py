@@ -6,8 +6,10 @@ a published test vector, never a real machine's key.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
+from protocols.einvoice import Payment, Receipt, SaleItem, Seller, build_receipt
+from protocols.money import Money
 from protocols.telemetry.bodies import (
     BillCount,
     CashBody,
@@ -70,6 +72,24 @@ EXAMPLE_KEY = b"example-key-do-not-use-0123456789"
 EXAMPLE_DEX = "DXS*VF00000042*VA*V0/6*1\r\nST*001*0001\r\nID1*0042\r\nSE*3*0001\r\nDXE*1*1\r\n"
 
 
+def example_receipt() -> Receipt:
+    """The e-receipt of the example sale (issued in Vietnam's local time)."""
+    return build_receipt(
+        symbol="1C25MAA",
+        number=1207,
+        issued_at=AT.astimezone(timezone(timedelta(hours=7))),
+        seller=Seller(
+            name="Công ty TNHH Máy Bán Hàng Tự Động Sài Gòn",
+            tax_code="0312345678",
+            address="12 Lê Lợi, Phường Bến Nghé, Quận 1, TP. Hồ Chí Minh",
+        ),
+        items=[SaleItem("Trà xanh Không Độ 455ml", 1, Money(12000, "VND"), "8%", code="A3")],
+        payment=Payment.CASH,
+        secret=EXAMPLE_KEY,
+        lookup_url="https://tracuu.example.vn/hoadon",
+    )
+
+
 def example_bodies() -> dict[Kind, Body]:
     return {
         Kind.STATUS: StatusBody(
@@ -91,7 +111,8 @@ def example_bodies() -> dict[Kind, Body]:
                 coins=[CoinCount(value=2000, count=1, to_tube=True)],
                 bills=[BillCount(value=10000, count=1)],
             ),
-            receipt_number="C25TAA-0001207",
+            receipt_number="1C25MAA-00001207",
+            receipt=example_receipt(),
         ),
         Kind.REFUND: RefundBody(
             kind=RefundKind.IOU, amount=3000, currency="VND", payout_id=88, reason="tubes empty"

@@ -1,0 +1,153 @@
+"""`vend demo` end to end: the acceptance run (3 machines, 2 minutes, speed 60, headless,
+JSON), checked from its summary and, independently, from the machines' own books and
+the fleet database it leaves behind; and the live dashboard in a real terminal (tmux)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.pty]
+
+ROOT = Path(__file__).resolve().parents[2]
+VEND = [sys.executable, "-m", "cli.main"]
+DEMO_TIMEOUT = 600  # seconds: a 2-minute day plus start-up and catch-up on a loaded host
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    folder: Path
+    code: int
+    summary: dict[str, Any]
+    stderr: str
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    folder = tmp_path_factory.mktemp("demo") / "d"
+    out = subprocess.run(
+        [*VEND, "demo", "--machines", "3", "--minutes", "2", "--speed", "60",
+         "--headless", "--json", "--seed", "11", "--dir", str(folder)],
+        cwd=ROOT, capture_output=True, text=True, timeout=DEMO_TIMEOUT, check=False,
+        env={**os.environ, "NO_COLOR": "1"},
+    )  # fmt: skip
+    try:
+        summary = json.loads(out.stdout)
+    except json.JSONDecodeError:
+        pytest.fail(f"no JSON summary (exit {out.returncode}):\n{out.stderr[-4000:]}")
+    return DemoRun(folder, out.returncode, summary, out.stderr)
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT + 60)
+def test_sales_on_every_payment_method_and_every_event_ingested_once(demo_run: DemoRun) -> None:
+    s = demo_run.summary
+    assert demo_run.code == 0, demo_run.stderr[-4000:]
+    by = s["sales"]["by_method"]
+    assert set(by) >= {"coins", "bills", "card"}, by
+    assert all(by[m]["count"] > 0 and by[m]["value"] > 0 for m in ("coins", "bills", "card"))
+    ev = s["events"]
+    assert ev["published"] == ev["ingested"] > 0
+    assert ev["exactly_once"] is True
+    assert (ev["missing"], ev["unexpected"], ev["open_gaps"]) == ({}, {}, 0)
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT + 60)
+def test_injected_faults_were_raised_and_cleared(demo_run: DemoRun) -> None:
+    faults = {f["kind"]: f for f in demo_run.summary["faults"]}
+    assert set(faults) == {"jam", "broker_outage", "power_cut"}
+    for kind, fault in faults.items():
+        assert (fault["raised"], fault["cleared"]) == (True, True), kind
+    assert demo_run.summary["alarms"]["open"] == 0
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT + 60)
+def test_the_fleet_database_agrees_with_the_machines_books(demo_run: DemoRun) -> None:
+    """Independent of the summary: each machine's journal proves its books balance
+    (`vend machine check`), and the fleet holds exactly the sales the machines count."""
+    machines = sorted((demo_run.folder / "machines").iterdir())
+    assert len(machines) == 3
+    machine_sales = 0
+    for folder in machines:
+        out = subprocess.run(
+            [*VEND, "machine", "check", "-c", str(folder / "machine.toml"), "--json"],
+            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        books = json.loads(out.stdout)
+        assert out.returncode == 0, books
+        counters = books["counters"]
+        machine_sales += counters["cash_vends"] + counters["cashless_vends"]
+    db = sqlite3.connect(demo_run.folder / "fleet.sqlite")
+    try:
+        (fleet_sales,) = db.execute("SELECT count(*) FROM sales").fetchone()
+        (dupes,) = db.execute(
+            "SELECT count(*) FROM (SELECT machine_id, vend_id FROM sales "
+            "GROUP BY machine_id, vend_id HAVING count(*) > 1)"
+        ).fetchone()
+    finally:
+        db.close()
+    assert fleet_sales == machine_sales == demo_run.summary["sales"]["count"]
+    assert dupes == 0
+
+
+@pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is installed by scripts/system-deps")
+@pytest.mark.timeout(300)
+def test_the_dashboard_shows_machines_and_sales_in_a_terminal(tmp_path: Path) -> None:
+    session = f"vend-demo-{uuid.uuid4().hex[:8]}"
+    command = " ".join(
+        [*VEND, "demo", "--machines", "2", "--minutes", "1.5", "--speed", "120",
+         "--seed", "3", "--no-faults", "--dir", str(tmp_path / "d")]
+    )  # fmt: skip
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "50", "-c", str(ROOT),
+         f"{command}; sleep 60"],
+        check=True, env={k: v for k, v in os.environ.items() if k != "NO_COLOR"},
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 240
+        screen = ""
+        while time.monotonic() < deadline:
+            screen = _capture(session)
+            rows = [line for line in screen.splitlines() if "vm-0001" in line or "vm-0002" in line]
+            if "Machines" in screen and len(rows) >= 2 and _sold(screen) > 0:
+                break
+            time.sleep(2)
+        else:
+            pytest.fail(f"dashboard never showed two machines with sales:\n{screen}")
+        assert "online" in screen
+        # Ctrl-C ends the day early, and the end-of-day summary still comes.
+        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "Sales by payment method" not in screen:
+            time.sleep(2)
+            screen = _capture(session)
+        assert "Sales by payment method" in screen, screen
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+
+
+def _capture(session: str) -> str:
+    return subprocess.run(
+        ["tmux", "capture-pane", "-p", "-t", session],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+
+
+def _sold(screen: str) -> int:
+    """The header's ``sales N (M/min)`` figure."""
+    for line in screen.splitlines():
+        if "sales " in line and "/min" in line:
+            after = line.split("sales ", 1)[1].split(" ", 1)[0]
+            if after.isdigit():
+                return int(after)
+    return 0
