@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from cli import fleet_ops
+from cli import fleet_broker, fleet_ops
 from fleet.broker import EmbeddedBrokerError, embedded_broker
 from fleet.mqtt import BrokerAddress, BrokerUnreachableError, BrokerUrlError, Protocol
 from fleet.service import FleetService, ServiceOptions
@@ -30,6 +30,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="The fleet service: ingest telemetry into SQLite or PostgreSQL, send commands.",
 )
+fleet_broker.register(app)
 app.add_typer(fleet_ops.app)
 
 DbOption = Annotated[

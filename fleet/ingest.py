@@ -106,10 +106,13 @@ class Ingestor:
             return self._with_retries(messages)
         except OperationalError:
             raise
-        except DBAPIError as exc:
+        except (DBAPIError, OverflowError) as exc:
+            # sqlite3 raises a bare OverflowError for an integer beyond 64 bits (a seq or an
+            # amount no column can hold); PostgreSQL reports it as a DBAPIError.
+            problem = exc.orig if isinstance(exc, DBAPIError) else exc
             if len(messages) == 1:
-                return self._quarantine(messages[0], f"database rejected it: {exc.orig}")
-            log.warning("batch of %d rejected (%s); retrying one by one", len(messages), exc.orig)
+                return self._quarantine(messages[0], f"database rejected it: {problem}")
+            log.warning("batch of %d rejected (%s); retrying one by one", len(messages), problem)
             report = IngestReport()
             for message in messages:
                 report.add(self.ingest([message]))

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Table, bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
 
 def insert_for(conn: Connection, table: Table) -> Any:
@@ -41,10 +42,17 @@ def _pg_execute(
     """Run on the transaction's own psycopg connection with binary parameters (``%b``): text
     arrays cost more to escape than the rest of ingest together."""
     driver: Any = conn.connection.dbapi_connection
-    with driver.cursor() as cursor:
-        # Identifiers come from our table metadata, quoted; every value is a parameter.
-        cursor.execute(sql, params)
-        return [tuple(row) for row in cursor.fetchall()] if fetch else []
+    dbapi_error: type[Exception] = conn.dialect.loaded_dbapi.Error
+    try:
+        with driver.cursor() as cursor:
+            # Identifiers come from our table metadata, quoted; every value is a parameter.
+            cursor.execute(sql, params)
+            return [tuple(row) for row in cursor.fetchall()] if fetch else []
+    except dbapi_error as exc:
+        # Wrapped as SQLAlchemy wraps its own statements, so callers that retry or
+        # quarantine on DBAPIError (serialization failure, deadlock, out-of-range value)
+        # see these errors too.
+        raise DBAPIError.instance(sql, params, exc, dbapi_error, hide_parameters=True) from exc
 
 
 def bulk_insert(

@@ -15,10 +15,21 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from fleet.broker_config import (
+    CONF_FILE,
+    BrokerOptions,
+    MachineAccount,
+    TlsFiles,
+    hash_password,
+    render,
+    write_files,
+)
 
 
 class ServerUnavailableError(RuntimeError):
@@ -66,6 +77,7 @@ class Broker:
     port: int
     users: dict[str, str]
     folder: Path
+    tls_port: int | None = None  # the certificate listener, when started with ``tls``
 
     def url(self, user: str | None = None) -> str:
         if user is None:
@@ -73,13 +85,7 @@ class Broker:
         return f"mqtt://{user}:{self.users[user]}@{self.host}:{self.port}"
 
 
-MOSQUITTO_ACL = """\
-user fleet
-topic readwrite vend/#
-topic readwrite $share/#
-pattern write vend/v1/%u/#
-pattern read vend/v1/%u/cmd/#
-"""
+FLEET_USER = "fleet"
 
 
 def mosquitto_binary() -> str:
@@ -90,33 +96,66 @@ def mosquitto_binary() -> str:
 
 
 @contextlib.contextmanager
-def run_mosquitto(folder: Path, users: dict[str, str], port: int | None = None) -> Iterator[Broker]:
-    """``port``: listen there (to restart a broker where its clients expect it)."""
-    binary = mosquitto_binary()
+def run_mosquitto(
+    folder: Path,
+    users: dict[str, str],
+    port: int | None = None,
+    *,
+    accounts: Sequence[MachineAccount] = (),
+    tls: TlsFiles | None = None,
+    fleet_publishes_telemetry: bool = True,
+) -> Iterator[Broker]:
+    """A broker configured by :mod:`fleet.broker_config`, as operators deploy it.
+
+    ``users``: ``fleet`` is the fleet user, every other name a machine with that password.
+    ``accounts``: more machines (e.g. certificate-only ones, for ``tls``). ``port``: listen
+    there (to restart a broker where its clients expect it). The fleet user may publish
+    telemetry by default because benchmarks and some tests feed the fleet through it;
+    pass ``fleet_publishes_telemetry=False`` for the operators' default.
+    """
+    mosquitto_binary()  # fail early and clearly when it is not installed
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "data").mkdir(exist_ok=True)
-    passwd = folder / "passwd"
-    passwd.write_text("")
-    for user, password in users.items():
-        subprocess.run(
-            ["mosquitto_passwd", "-b", str(passwd), user, password], check=True, capture_output=True
-        )
-    (folder / "acl").write_text(MOSQUITTO_ACL)
+    machines = [
+        MachineAccount(user, hash_password(password), line=n)
+        for n, (user, password) in enumerate(users.items(), start=1)
+        if user != FLEET_USER
+    ]
     port = port or free_port()
-    conf = folder / "mosquitto.conf"
-    conf.write_text(
-        f"per_listener_settings false\nlistener {port} 127.0.0.1\nallow_anonymous false\n"
-        f"password_file {passwd}\nacl_file {folder / 'acl'}\npersistence true\n"
-        f"persistence_location {folder / 'data'}/\nmax_queued_messages 100000\n"
-        f"log_dest file {folder / 'mosquitto.log'}\n"
+    tls_port = free_port() if tls is not None else None
+    options = BrokerOptions(
+        fleet_user=FLEET_USER,
+        config_dir=str(folder),
+        data_dir=str(folder / "data"),
+        port=port,
+        bind="127.0.0.1",
+        tls=tls,
+        tls_port=tls_port or 8883,
+        log_file=str(folder / "mosquitto.log"),
+        fleet_publishes_telemetry=fleet_publishes_telemetry,
     )
+    write_files(
+        folder, render([*machines, *accounts], options, fleet_password=users.get(FLEET_USER))
+    )
+    ports = [port] if tls_port is None else [port, tls_port]
+    with mosquitto_process(folder, folder / CONF_FILE, ports):
+        yield Broker("127.0.0.1", port, users, folder, tls_port)
+
+
+@contextlib.contextmanager
+def mosquitto_process(
+    folder: Path, conf: Path, ports: Sequence[int]
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Mosquitto on ``conf`` (its files in ``folder``, handed to the broker's user) until
+    the block ends; ready once every port listens."""
     _chown_to(folder, "mosquitto")
     proc = subprocess.Popen(
-        [binary, "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        [mosquitto_binary(), "-c", str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        wait_for_port(port, proc=proc)
-        yield Broker("127.0.0.1", port, users, folder)
+        for listening in ports:
+            wait_for_port(listening, proc=proc)
+        yield proc
     finally:
         _stop(proc)
 
@@ -205,3 +244,13 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
     if proc.stderr is not None:
         proc.stderr.close()
+
+
+@contextlib.contextmanager
+def server_folder(name: str) -> Iterator[Path]:
+    """A temporary folder a server's own user can reach (pytest's tmp_path is root's)."""
+    folder = Path(tempfile.mkdtemp(prefix=f"vendfleet-{name}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
