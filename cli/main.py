@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import typer
 
+from cli import audit as audit_cli
 from cli import demo as demo_cli
 from cli import dex, fleet, machine, mdb, sim
 from cli import receipts as receipts_cli
@@ -20,6 +21,7 @@ app.add_typer(machine.app, name="machine")
 app.add_typer(mdb.app, name="mdb")
 app.add_typer(sim.app, name="sim")
 app.add_typer(dex.app, name="dex")
+app.add_typer(audit_cli.app, name="audit")
 app.add_typer(restock_cli.app, name="restock")
 app.add_typer(receipts_cli.app, name="receipts")
 app.command(epilog=demo_cli.EPILOG)(demo_cli.demo)

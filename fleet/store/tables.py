@@ -6,6 +6,7 @@ by adding one line here (and its migration, on its own branch from ``0001``).
 
 from __future__ import annotations
 
+import fleet.store.audit_models  # audit: cash counts, settlements, locks
 import fleet.store.einvoice_models  # e-receipt transmission queue
 import fleet.store.models  # core telemetry tables
 import fleet.store.planning_models  # restocking master data  # noqa: F401

@@ -1,0 +1,330 @@
+"""`vend audit`: cash counts, settlement imports, reconciliation, period locks, adjustments.
+
+Exit codes: 0 ok, 1 error (bad input, database unusable, period locked or not).
+Amounts are integers in minor units; signed amounts follow "over = positive".
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import Engine
+
+from fleet.audit.amounts import parse_cash, parse_time
+from fleet.audit.inputs import (
+    CashCountEntry,
+    import_cash_counts,
+    import_settlements,
+    load_mapping,
+    record_cash_count,
+)
+from fleet.audit.lock import Adjustment, adjustments, lock_period, period_report, record_adjustment
+from fleet.audit.periods import date_period, month_period
+from fleet.audit.records import AuditError, ReconcileConfig
+from fleet.audit.report import Category, sha256_hex
+from fleet.audit.sites import set_site
+from fleet.store.db import DEFAULT_DB_URL, StoreError, make_engine
+from fleet.store.schema import require_migrated
+
+EXIT_ERROR = 1
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Auditing: cash counts, settlement files, reconciliation, locked periods.",
+)
+
+DbOption = Annotated[
+    str, typer.Option("--db", envvar="VEND_DB", help="Database URL (as for `vend fleet`).")
+]
+TzOption = Annotated[
+    str, typer.Option("--tz", envvar="VEND_TZ", help="Time zone of dates and naive times.")
+]
+CurrencyOption = Annotated[str, typer.Option(help="Currency of every amount (ISO 4217).")]
+VatOption = Annotated[
+    int, typer.Option("--vat-bp", min=0, max=10_000, help="VAT rate in basis points.")
+]
+DEFAULT_TZ = "Asia/Ho_Chi_Minh"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _fail(command: str, message: str) -> typer.Exit:
+    typer.echo(f"vend audit {command}: {message}", err=True)
+    return typer.Exit(code=EXIT_ERROR)
+
+
+@contextmanager
+def _store(command: str, db: str) -> Iterator[Engine]:
+    try:
+        engine = make_engine(db)
+    except StoreError as exc:
+        raise _fail(command, str(exc)) from None
+    try:
+        require_migrated(engine)
+        yield engine
+    except (StoreError, AuditError) as exc:
+        raise _fail(command, str(exc)) from None
+    finally:
+        engine.dispose()
+
+
+def _cash(command: str, name: str, text: str) -> int:
+    try:
+        return parse_cash(text)
+    except AuditError as exc:
+        raise _fail(command, f"{name}: {exc}") from None
+
+
+@app.command("cash-count")
+def cash_count(
+    *,
+    machine: Annotated[str, typer.Option(help="Machine id.")],
+    visit: Annotated[str, typer.Option(help="Service visit id, or your own visit reference.")],
+    coins: Annotated[str, typer.Option(help="Coins counted: a total or VALUExCOUNT,...")],
+    bills: Annotated[str, typer.Option(help="Bills counted: a total or VALUExCOUNT,...")],
+    change_added: Annotated[
+        str, typer.Option(help="Change put into the tubes from this cash.")
+    ] = "0",
+    refunds_by_hand: Annotated[
+        str, typer.Option(help="Refunds paid out of this cash by hand.")
+    ] = "0",
+    at: Annotated[
+        str | None, typer.Option(help="When collected (ISO; default: the visit's time).")
+    ] = None,
+    replace: Annotated[bool, typer.Option(help="Correct a count already recorded.")] = False,
+    db: DbOption = DEFAULT_DB_URL,
+    tz: TzOption = DEFAULT_TZ,
+    currency: CurrencyOption = "VND",
+) -> None:
+    """Record the cash counted from one collection."""
+    name = "cash-count"
+    amounts = {
+        key: _cash(name, f"--{key.replace('_', '-')}", text)
+        for key, text in (
+            ("coins", coins),
+            ("bills", bills),
+            ("change_added", change_added),
+            ("refunds_by_hand", refunds_by_hand),
+        )
+    }
+    with _store(name, db) as engine:
+        entry = CashCountEntry(
+            machine=machine,
+            visit=visit,
+            coins=amounts["coins"],
+            bills=amounts["bills"],
+            change_added=amounts["change_added"],
+            refunds_by_hand=amounts["refunds_by_hand"],
+            at=parse_time(at, "iso", tz) if at else None,
+            currency=currency,
+        )
+        with engine.begin() as conn:
+            outcome = record_cash_count(conn, entry, now=_now(), replace_existing=replace)
+    total = amounts["coins"] + amounts["bills"]
+    typer.echo(f"{machine} visit {visit}: {outcome} ({total} {currency} counted)")
+
+
+@app.command("import-cash")
+def import_cash(
+    file: Annotated[Path, typer.Argument(help="CSV: machine,visit,coins,bills[,at,...]")],
+    replace: Annotated[bool, typer.Option(help="Correct counts already recorded.")] = False,
+    db: DbOption = DEFAULT_DB_URL,
+    tz: TzOption = DEFAULT_TZ,
+    currency: CurrencyOption = "VND",
+) -> None:
+    """Import cash counts from a CSV file (safe to repeat)."""
+    with _store("import-cash", db) as engine:
+        result = import_cash_counts(
+            engine, file, now=_now(), timezone=tz, currency=currency, replace_existing=replace
+        )
+    typer.echo(
+        f"{file.name}: {result.rows} rows, {result.imported} recorded, {result.unchanged} unchanged"
+    )
+
+
+@app.command("import-settlement")
+def import_settlement(
+    file: Annotated[Path, typer.Argument(help="The processor's settlement CSV.")],
+    mapping: Annotated[
+        Path | None, typer.Option(help="Column mapping, TOML or JSON (see docs/auditing.md).")
+    ] = None,
+    column: Annotated[
+        list[str] | None,
+        typer.Option(help="FIELD=HEADER, overrides or replaces the mapping file; repeatable."),
+    ] = None,
+    db: DbOption = DEFAULT_DB_URL,
+) -> None:
+    """Import a cashless settlement file (rows already imported are skipped)."""
+    name = "import-settlement"
+    overrides: dict[str, str] = {}
+    for item in column or []:
+        key, sep, header = item.partition("=")
+        if not sep or not key.strip() or not header:
+            raise _fail(name, f"--column {item!r}: expected FIELD=HEADER")
+        overrides[key.strip()] = header
+    with _store(name, db) as engine:
+        result = import_settlements(engine, file, load_mapping(mapping, overrides), now=_now())
+    note = " (this file was imported before)" if result.already_imported else ""
+    typer.echo(
+        f"{file.name}: {result.rows} rows, {result.imported} new, "
+        f"{result.unchanged} already stored{note}"
+    )
+
+
+def _config(tz: str, currency: str, vat_bp: int) -> ReconcileConfig:
+    try:
+        ZoneInfo(tz)
+    except (ValueError, KeyError):
+        raise _fail("reconcile", f"unknown time zone {tz!r}") from None
+    return ReconcileConfig(currency=currency, vat_rate_bp=vat_bp, timezone=tz)
+
+
+@app.command()
+def reconcile(
+    *,
+    start: Annotated[datetime, typer.Option("--from", formats=["%Y-%m-%d"], help="First day.")],
+    end: Annotated[
+        datetime, typer.Option("--to", formats=["%Y-%m-%d"], help="Last day (inclusive).")
+    ],
+    machine: Annotated[
+        list[str] | None, typer.Option(help="Only these machines; repeatable.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the canonical JSON.")] = False,
+    db: DbOption = DEFAULT_DB_URL,
+    tz: TzOption = DEFAULT_TZ,
+    currency: CurrencyOption = "VND",
+    vat_bp: VatOption = 1000,
+) -> None:
+    """Reconcile a period; a locked month prints exactly what was locked."""
+    config = _config(tz, currency, vat_bp)
+    with _store("reconcile", db) as engine:
+        period = date_period(start.date(), end.date(), tz)
+        data, lock = period_report(engine, period, config, machines=machine)
+        with engine.connect() as conn:
+            later = adjustments(conn, period.label) if lock else []
+    if as_json:
+        typer.get_binary_stream("stdout").write(data + b"\n")
+        return
+    console = Console()
+    if lock is not None:
+        console.print(
+            f"[bold]locked[/bold] by {lock.locked_by} at {lock.locked_at:%Y-%m-%d %H:%M} UTC, "
+            f"sha256 {lock.sha256}",
+            highlight=False,
+        )
+    _render(console, json.loads(data))
+    if later:
+        table = Table(title="adjustments after lock")
+        for name in ("when", "by", "machine", "category", "amount", "why"):
+            table.add_column(name, justify="right" if name == "amount" else "left")
+        for a in later:
+            table.add_row(
+                f"{a.recorded_at:%Y-%m-%d %H:%M}", a.recorded_by, a.machine or "",
+                a.category.value, f"{a.amount:+,}", a.why,
+            )  # fmt: skip
+        console.print(table)
+
+
+def _render(console: Console, report: dict[str, Any]) -> None:
+    period = report["period"]
+    rows = Table(title=f"{period['label']} ({report['currency']}, over = positive)")
+    for name in ("machine", "#", "start", "end", "telemetry", "DEX paid", "settled",
+                 "receipts", "cash expected", "counted", "over/short", "issues"):  # fmt: skip
+        rows.add_column(name, justify="left" if name in {"machine", "start", "end"} else "right")
+    for row in report["rows"]:
+        t = row["totals"]
+        rows.add_row(
+            row["machine"], str(row["index"]), row["start"][:16], row["end"][:16],
+            f"{t['telemetry_value']:,}", f"{t['dex_paid']:,}", f"{t['settled_gross']:,}",
+            f"{t['receipts_value']:,}",
+            f"{t['cash_expected']:,}" if row["cash_visit"] else "",
+            f"{t['cash_counted']:,}" if row["cash_visit"] else "",
+            f"{t['cash_over_short']:+,}" if row["cash_visit"] else "",
+            str(t["discrepancies"]) if t["discrepancies"] else "",
+        )  # fmt: skip
+    console.print(rows)
+    found = [d for row in report["rows"] for d in row["discrepancies"]]
+    issues = Table(title=f"discrepancies: {len(found)}")
+    for name in ("machine", "at", "category", "amount", "ref", "detail"):
+        issues.add_column(name, justify="right" if name == "amount" else "left")
+    for d in found:
+        issues.add_row(
+            d["machine"], d["at"][:19], d["category"], f"{d['amount']:+,}", d["ref"], d["detail"]
+        )
+    console.print(issues)
+    total = report["rollups"]["total"][0]
+    summary = Table(title="by category (net)", show_header=False)
+    for category, amount in total["by_category"].items():
+        summary.add_row(category, f"{amount:+,}")
+    summary.add_row("[bold]net[/bold]", f"{total['totals']['discrepancy_net']:+,}")
+    console.print(summary)
+
+
+@app.command()
+def lock(
+    *,
+    period: Annotated[str, typer.Option(help="The month to lock, YYYY-MM.")],
+    by: Annotated[str, typer.Option(help="Who signs the period off.")],
+    db: DbOption = DEFAULT_DB_URL,
+    tz: TzOption = DEFAULT_TZ,
+    currency: CurrencyOption = "VND",
+    vat_bp: VatOption = 1000,
+) -> None:
+    """Reconcile a month and lock it: later runs return the same bytes."""
+    config = _config(tz, currency, vat_bp)
+    with _store("lock", db) as engine:
+        done = lock_period(engine, month_period(period, tz), config, by=by, now=_now())
+    assert sha256_hex(done.report) == done.sha256
+    typer.echo(f"{done.period} locked by {done.locked_by}: sha256 {done.sha256}")
+
+
+@app.command()
+def adjust(
+    *,
+    period: Annotated[str, typer.Option(help="The locked month, YYYY-MM.")],
+    category: Annotated[Category, typer.Option(help="What kind of difference it corrects.")],
+    amount: Annotated[int, typer.Option(help="Signed amount in minor units (over = positive).")],
+    by: Annotated[str, typer.Option(help="Who records it.")],
+    why: Annotated[str, typer.Option(help="Why: kept with the adjustment.")],
+    machine: Annotated[str | None, typer.Option(help="Machine concerned.")] = None,
+    ref: Annotated[str | None, typer.Option(help="Discrepancy id or document it is about.")] = None,
+    db: DbOption = DEFAULT_DB_URL,
+    tz: TzOption = DEFAULT_TZ,
+    currency: CurrencyOption = "VND",
+) -> None:
+    """Record a change to a locked month (who, when, why); the locked report stays as is."""
+    with _store("adjust", db) as engine:
+        label = month_period(period, tz).label
+        record_adjustment(
+            engine,
+            Adjustment(
+                period=label, category=category, amount=amount, recorded_by=by,
+                recorded_at=_now(), why=why, machine=machine, ref=ref, currency=currency,
+            ),
+        )  # fmt: skip
+    typer.echo(f"{label}: adjustment {category.value} {amount:+} recorded by {by}")
+
+
+@app.command()
+def site(
+    *,
+    machine: Annotated[str, typer.Option(help="Machine id.")],
+    location: Annotated[str, typer.Option(help="Location name, for rollups.")],
+    route: Annotated[str, typer.Option(help="Route name, for rollups.")],
+    db: DbOption = DEFAULT_DB_URL,
+) -> None:
+    """Set a machine's location and route (the rollup keys)."""
+    with _store("site", db) as engine:
+        set_site(engine, machine, location, route)
+    typer.echo(f"{machine}: {location} / {route}")
