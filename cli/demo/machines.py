@@ -61,13 +61,16 @@ class DemoMachine:
         slots: list[Slot],
         telemetry: dict[str, Any] | None,
         *,
+        receipts: dict[str, Any] | None = None,
         vend_time: float = 0.3,
     ) -> None:
+        """``telemetry`` / ``receipts``: keys of machine.toml's sections (None: left out)."""
         self.folder = folder
         self.machine_id = machine_id
         self.slots = slots
         self.telemetry = telemetry
         self.vend_time = vend_time
+        self.receipts = receipts
         self.config = folder / "machine.toml"
         self.journal = folder / "data" / "journal.sqlite"
         self.panel_path = folder / "data" / "panel.sock"
@@ -136,6 +139,10 @@ class DemoMachine:
             lines.append("[telemetry]")
             settings = {**self.telemetry, "command_key": "hex:" + self.command_key.hex()}
             lines += [f"{k} = {_toml(v)}" for k, v in settings.items()]
+            lines.append("")
+        if self.receipts is not None:
+            lines.append("[receipts]")
+            lines += [f"{k} = {_toml(v)}" for k, v in self.receipts.items()]
             lines.append("")
         for slot in self.slots:
             lines += [

@@ -19,15 +19,28 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.live import Live
+from sqlalchemy import Engine
 
 from cli.demo import faults as f
 from cli.demo.catalog import machine_ids, machine_slots
 from cli.demo.dashboard import render
+from cli.demo.endofday import (
+    TZ_NAME,
+    CardLedger,
+    CashDrawer,
+    count_cash,
+    import_card_settlements,
+    import_demo_master_data,
+    plan_tomorrow,
+    reconcile_day,
+    record_count,
+)
 from cli.demo.fleet_side import DemoBroker, DemoFleet
 from cli.demo.machines import DemoMachine
 from cli.demo.shoppers import Shopper, ShopperStats
@@ -70,6 +83,8 @@ class DemoRun:
     stats: ShopperStats = field(default_factory=ShopperStats)
     log: f.FaultLog = field(default_factory=f.FaultLog)
     stop_shopping: threading.Event = field(default_factory=threading.Event)
+    ledger: CardLedger = field(default_factory=CardLedger)
+    drawers: dict[str, CashDrawer] = field(default_factory=dict)
     end_early: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -97,6 +112,20 @@ def _install_signals(run: DemoRun) -> None:
 def _child(rng: random.Random) -> random.Random:
     """An independent, reproducible stream for one machine or one customer queue."""
     return random.Random(rng.random())  # noqa: S311  (simulation, not secrets)
+
+
+def _receipts(index: int) -> dict[str, object]:
+    """Each machine its own cash-register e-invoice series under the operator's symbol."""
+    series = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+    letters = series[index // len(series) % len(series)] + series[index % len(series)]
+    return {
+        "invoice_symbol": f"1C{datetime.now(UTC).year % 100:02d}M{letters}",
+        "seller_tax_code": "0312345678",
+        "seller_name": "Công ty TNHH vendfleet Demo",
+        "seller_address": "12 Lê Lợi, Quận 1, TP. Hồ Chí Minh",
+        "vat_rate": "10%",
+        "lookup_secret": "hex:" + "5a" * 16,
+    }
 
 
 def free_port() -> int:
@@ -155,25 +184,34 @@ async def run_demo(
                 machine_id,
                 machine_slots(n, _child(rng)),
                 _telemetry(address, embedded=embedded),
+                receipts=_receipts(n),
             )
         )
     try:
         say("migrating the fleet database and starting the broker and fleet service")
         await asyncio.to_thread(fleet.migrate, {m.machine_id: m.command_key for m in run.machines})
         await fleet.start()
+        await asyncio.to_thread(import_demo_master_data, engine, folder, run.machines, rng.random())
         for n, machine in enumerate(run.machines, 1):
             say(f"starting machine {n}/{len(run.machines)}: {machine.machine_id}")
             await asyncio.to_thread(machine.start)
         for machine in run.machines:
             await asyncio.to_thread(machine.wait_ready)
             await asyncio.to_thread(machine.fill)
-        say("machines filled to par; customers arriving")
+        await _collect(run, engine, "demo-open")
+        say("machines filled to par and their cash counted; customers arriving")
         await _shop(run, fleet, engine, console, rng)
-        say("customers gone; collecting cash and waiting for the fleet to catch up")
-        await _close_day(run)
+        say("customers gone; collecting and counting cash, waiting for the fleet to catch up")
+        await _collect(run, engine, "demo-close")
         await wait_caught_up(engine, run.machines, timeout=90)
         f.assess(engine, run.log.faults)
+        say("importing the card processor's settlement file and reconciling the day")
+        await asyncio.to_thread(import_card_settlements, engine, run.ledger, folder)
+        reconciliation = await asyncio.to_thread(reconcile_day, engine, _today())
+        say("planning tomorrow's restocking")
+        plan = await asyncio.to_thread(plan_tomorrow, engine, datetime.now(UTC))
         summary = await asyncio.to_thread(build_summary, engine, run, fleet.service.stats.report)
+        summary.add_end_of_day(reconciliation, plan)
     finally:
         run.stop_shopping.set()
         for machine in run.machines:
@@ -189,7 +227,14 @@ async def _shop(
     opts = run.options
     mean_gap = max(MIN_GAP, 3600.0 / (CUSTOMERS_PER_HOUR * opts.speed))
     for machine in run.machines:
-        shopper = Shopper(machine, _child(rng), mean_gap, run.stop_shopping, run.stats)
+        shopper = Shopper(
+            machine,
+            _child(rng),
+            mean_gap,
+            stop=run.stop_shopping,
+            stats=run.stats,
+            ledger=run.ledger,
+        )
         run.shoppers.append(shopper)
         shopper.start()
     total = opts.minutes * 60.0
@@ -249,16 +294,26 @@ async def _fault_plan(run: DemoRun, fleet: DemoFleet, total: float) -> None:
     await f.power_cut(victim, log, await at(0.65), off=3.0)
 
 
-async def _close_day(run: DemoRun) -> None:
-    """End of the day: every machine's cash box is collected (for reconciliation)."""
+def _today() -> date:
+    return datetime.now(ZoneInfo(TZ_NAME)).date()
+
+
+async def _collect(run: DemoRun, engine: Engine, visit: str) -> None:
+    """A cash collection on every machine: the machine records it (door open, collect),
+    the collector counts the bag, the count is entered for the reconciliation."""
 
     def collect(machine: DemoMachine) -> None:
         machine.wait_idle()
         machine.panel("service_open")
         try:
             machine.panel("cash_collect")
+            drawer = run.drawers.setdefault(machine.machine_id, CashDrawer())
+            coins, bills = count_cash(machine, drawer)
         finally:
             machine.panel("service_close")
+        record_count(
+            engine, machine.machine_id, visit, at=datetime.now(UTC), coins=coins, bills=bills
+        )
 
     for machine in run.machines:
         await asyncio.to_thread(collect, machine)

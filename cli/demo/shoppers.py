@@ -12,7 +12,9 @@ import random
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
+from cli.demo.endofday import CardLedger
 from cli.demo.machines import DemoMachine, DemoMachineError
 
 # The VND simulators: coin types 0..4 = 200 .. 5,000; bill types 3..5 = 10k, 20k, 50k.
@@ -55,10 +57,13 @@ class Shopper(threading.Thread):
         machine: DemoMachine,
         rng: random.Random,
         mean_gap: float,
+        *,
         stop: threading.Event,
         stats: ShopperStats,
+        ledger: CardLedger,
     ) -> None:
         super().__init__(name=f"shopper-{machine.machine_id}", daemon=True)
+        self.ledger = ledger
         self.machine = machine
         self.rng = rng
         self.mean_gap = mean_gap
@@ -147,6 +152,18 @@ class Shopper(threading.Thread):
         return True
 
     def _card(self, code: str) -> None:
+        m = self.machine
+        before = m.mdb.call("cashless1", "status")
+        try:
+            self._card_purchase(code)
+        finally:
+            # The processor's record: what the reader charged net of what it gave back.
+            after = m.mdb.call("cashless1", "status")
+            net = (after["charged"] - before["charged"]) - (after["refunded"] - before["refunded"])
+            if net:
+                self.ledger.add(datetime.now(UTC), m.machine_id, int(net))
+
+    def _card_purchase(self, code: str) -> None:
         m = self.machine
         m.mdb.call("cashless1", "present_card", funds=CARD_FUNDS)
         m.wait_for(

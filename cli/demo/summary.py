@@ -77,6 +77,19 @@ class DemoSummary:
     def ok(self) -> bool:
         return bool(self.data.get("ok"))
 
+    def add_end_of_day(self, reconciliation: dict[str, Any], plan: dict[str, Any]) -> None:
+        self.data["reconciliation"] = reconciliation
+        self.data["restock_plan"] = {
+            "day": plan["day"],
+            "feasible": plan["feasible"],
+            **plan["summary"],
+            "routes": [
+                {"van": r["van_id"], "stops": [s["machine_id"] for s in r["stops"]]}
+                for r in plan["routes"]
+            ],
+        }
+        self.data["ok"] = bool(self.data.get("ok")) and reconciliation["unexplained"] == 0
+
 
 def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSummary:
     held = fleet_seqs(engine)
