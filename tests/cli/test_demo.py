@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
+from cli.main import app as vend_app
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.pty]
 
@@ -151,3 +154,53 @@ def _sold(screen: str) -> int:
             if after.isdigit():
                 return int(after)
     return 0
+
+
+def _cli(*args: str) -> tuple[int, Any]:
+    result = CliRunner().invoke(vend_app, list(args))
+    try:
+        return result.exit_code, json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return result.exit_code, result.output
+
+
+@pytest.mark.timeout(DEMO_TIMEOUT + 120)
+def test_operator_and_auditor_commands_read_the_demo_database(demo_run: DemoRun) -> None:
+    """The same CLI an operator uses, against what the demo left behind."""
+    db = ["--db", f"sqlite:///{demo_run.folder / 'fleet.sqlite'}"]
+    s = demo_run.summary
+    code, status = _cli("fleet", "status", *db, "--json")
+    assert code == 0, status
+    assert status["machines"] == 3
+    assert sum(row["count"] for row in status["sales"]) <= s["sales"]["count"]  # today only
+    assert (status["open_gaps"], status["quarantined"], status["open_alarms"]) == (0, 0, 0)
+
+    code, by_machine = _cli(
+        "fleet", "sales", *db, "--from", "2000-01-01", "--to", "now", "--by", "machine", "--json"
+    )
+    assert code == 0, by_machine
+    assert sum(r["count"] for r in by_machine) == s["sales"]["count"]
+    assert sum(r["total"] for r in by_machine) == s["sales"]["value"]
+
+    code, shown = _cli("fleet", "machine", "show", "vm-0001", *db, "--json")
+    assert code == 0, shown
+    assert len(shown["stock"]) == 6
+    code, alarms = _cli("fleet", "alarms", *db, "--all", "--code", "jam", "--json")
+    assert code == 0, alarms
+    assert [(a["machine_id"], a["cleared_at"] is not None) for a in alarms] == [("vm-0001", True)]
+
+    day = s["reconciliation"]["period"].split("..")[0]
+    code, report = _cli("audit", "reconcile", *db, "--from", day, "--to", day, "--json")
+    assert code == 0, report
+    assert report["rollups"]["period"][0]["totals"]["discrepancies"] == 0
+
+    code, plan = _cli("restock", "plan", *db, "--date", s["restock_plan"]["day"], "--json")
+    assert code == 0, plan
+    routed = {stop["machine_id"] for route in plan["routes"] for stop in route["stops"]}
+    chosen = {m["machine_id"] for m in plan["machines"] if m.get("chosen")}
+    assert chosen <= routed | {d["machine_id"] for d in plan["dropped"]}
+
+    # Bad input: named, with the documented exit codes.
+    assert _cli("fleet", "machine", "show", "vm-9999", *db, "--json")[0] == 4
+    assert _cli("fleet", "sales", *db, "--by", "weekday", "--json")[0] == 2
+    assert _cli("restock", "plan", *db, "--date", "tomorrow-ish", "--json")[0] != 0
