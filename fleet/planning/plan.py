@@ -51,6 +51,7 @@ from fleet.planning.scoring import (
     MachineScore,
     ScoringWeights,
     SlotOutlook,
+    pull_forward,
     select_visits,
 )
 from fleet.planning.stock_estimate import (
@@ -175,6 +176,13 @@ def plan_day(
     }
     outlooks = _outlooks(fleet, states, products, arrival_guess, now=now, cfg=cfg)
     scores = select_visits(outlooks, cfg.weights, cfg.overrides, cfg.must_visit, cfg.skip)
+    if cfg.weights.may_go_days > 0:
+        # Score again as of a few days later: machines due by then may go today.
+        ahead = timedelta(days=cfg.weights.may_go_days)
+        later_arrival = {m: at + ahead for m, at in arrival_guess.items()}
+        later = _outlooks(fleet, states, products, later_arrival, now=now, cfg=cfg, ahead=ahead)
+        soon = select_visits(later, cfg.weights, cfg.overrides, (), cfg.skip)
+        scores = pull_forward(scores, soon, cfg.weights, cfg.overrides)
     chosen = [s for s in scores if s.chosen]
     by_machine = _by_machine(states)
     guess_picks = {
@@ -305,6 +313,7 @@ def _outlooks(
     *,
     now: datetime,
     cfg: PlanSettings,
+    ahead: timedelta = timedelta(0),
 ) -> list[MachineOutlook]:
     last_visit = dict(fleet.last_visits)
     for o in fleet.observations:
@@ -340,7 +349,7 @@ def _outlooks(
                 )
             )
         visited = last_visit.get(machine_id)
-        days = (now - visited).total_seconds() / 86400 if visited else None
+        days = (now + ahead - visited).total_seconds() / 86400 if visited else None
         out.append(MachineOutlook(machine_id, tuple(slots), days, cash.get(machine_id)))
     return out
 

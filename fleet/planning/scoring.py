@@ -16,7 +16,7 @@ machine chosen for being depleted is not dropped for having no forecast loss tod
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from fleet.planning.model import CashLevel, PlanningError, PlanogramSlot, Product, Reason
@@ -36,12 +36,19 @@ class ScoringWeights:
     tubes_low_forces: bool = True
     unknown_stock_points: float = 15.0  # per selection with no stock data at all
     min_score: float = 30.0  # optional visits below this are not planned
+    # "May-go": a machine below min_score today that will be chosen within this many
+    # days is offered to the router with `may_go_share` of that later score as its
+    # prize, so it is served now only when a van passes close by (0 days: off).
+    may_go_days: float = 2.0
+    may_go_share: float = 0.5
 
     def __post_init__(self) -> None:
         if self.margin_per_point <= 0:
             raise PlanningError("scoring: margin_per_point must be positive")
         if not 0.0 <= self.depletion_threshold < 1.0:
             raise PlanningError("scoring: depletion_threshold must be in [0, 1)")
+        if self.may_go_days < 0 or not 0.0 <= self.may_go_share <= 1.0:
+            raise PlanningError("scoring: may_go_days must be >= 0 and may_go_share in [0, 1]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +228,60 @@ def select_visits(
                 result, Decision.REQUIRED, Reason("must_visit", "on the must-visit list")
             )
         out.append(result)
+    order = {Decision.REQUIRED: 0, Decision.OPTIONAL: 1, Decision.REJECTED: 2}
+    out.sort(key=lambda s: (order[s.decision], -s.score, s.machine_id))
+    return out
+
+
+def pull_forward(
+    today: Sequence[MachineScore],
+    later: Sequence[MachineScore],
+    weights: ScoringWeights | None = None,
+    overrides: Mapping[str, ScoringWeights] | None = None,
+) -> list[MachineScore]:
+    """Offer machines rejected today but chosen in `later` (scored `may_go_days` ahead).
+
+    Visiting such a machine on a route that passes by saves a dedicated trip soon; its
+    prize is only a share of the later score, so the router takes it when the detour is
+    short and leaves it for its own day otherwise.
+    """
+    base = weights or ScoringWeights()
+    per_machine = overrides or {}
+    ahead = {s.machine_id: s for s in later}
+    out: list[MachineScore] = []
+    for result in today:
+        w = per_machine.get(result.machine_id, base)
+        soon = ahead.get(result.machine_id)
+        codes = {r.code for r in result.reasons}
+        if (
+            result.decision is not Decision.REJECTED
+            or soon is None
+            or not soon.chosen
+            or "skip_list" in codes
+            or w.may_go_days <= 0
+            or w.may_go_share <= 0
+        ):
+            out.append(result)
+            continue
+        # A forced visit (overdue, cash) carries no points of its own: count it as due.
+        pts = max(soon.score, w.min_score) * w.may_go_share
+        why = Reason(
+            "due_soon",
+            f"due within {w.may_go_days:g} days (score {soon.score:.0f} then): "
+            "visited now if a van passes close by",
+            pts,
+        )
+        kept = tuple(r for r in result.reasons if r.code != "below_threshold")
+        score = result.score + pts
+        out.append(
+            replace(
+                result,
+                score=score,
+                decision=Decision.OPTIONAL,
+                reasons=(why, *kept),
+                prize=round(score * w.margin_per_point),
+            )
+        )
     order = {Decision.REQUIRED: 0, Decision.OPTIONAL: 1, Decision.REJECTED: 2}
     out.sort(key=lambda s: (order[s.decision], -s.score, s.machine_id))
     return out
