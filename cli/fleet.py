@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,6 +18,7 @@ from sqlalchemy import Engine
 
 from cli import fleet_broker, fleet_ops
 from fleet.broker import EmbeddedBrokerError, embedded_broker
+from fleet.einvoice import HttpProvider, LocalProvider, Sender
 from fleet.mqtt import BrokerAddress, BrokerUnreachableError, BrokerUrlError, Protocol
 from fleet.service import FleetService, ServiceOptions
 from fleet.store.db import DEFAULT_DB_URL, StoreError, make_engine
@@ -113,6 +115,22 @@ def serve(
     batch_size: Annotated[
         int, typer.Option(min=1, max=5000, help="Messages per database transaction.")
     ] = 200,
+    receipts_provider: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VEND_RECEIPTS_PROVIDER",
+            help="Send queued e-receipts to local:FOLDER or to an e-invoice provider's "
+            "http(s)://... API. Without it they stay queued (see `vend receipts`).",
+        ),
+    ] = None,
+    receipts_token: Annotated[
+        str | None,
+        typer.Option(
+            envvar="VEND_RECEIPTS_TOKEN",
+            help="Bearer token for an http(s) receipts provider.",
+            show_default=False,
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO.")] = False,
 ) -> None:
     """Ingest telemetry from the broker into the database until interrupted."""
@@ -124,6 +142,9 @@ def serve(
         address = BrokerAddress.from_url(broker)
     except BrokerUrlError as exc:
         raise _fail(str(exc)) from None
+    provider = None
+    if receipts_provider is not None:
+        provider = _receipts_provider(receipts_provider, receipts_token)
     engine = _engine(db)
     try:
         if migrate_first:
@@ -136,7 +157,8 @@ def serve(
             protocol=Protocol.V311 if embedded else protocol,
             batch_size=batch_size,
         )
-        asyncio.run(_serve(engine, address, options, embedded=embedded))
+        sender = None if provider is None else Sender(engine, provider)
+        asyncio.run(_serve(engine, address, options, embedded=embedded, sender=sender))
     except StoreError as exc:
         raise _fail(str(exc)) from None
     except BrokerUnreachableError as exc:
@@ -147,8 +169,34 @@ def serve(
         engine.dispose()
 
 
+def _receipts_provider(spec: str, token: str | None) -> LocalProvider | HttpProvider:
+    if spec.startswith("local:") and spec.removeprefix("local:"):
+        return LocalProvider(Path(spec.removeprefix("local:")).expanduser())
+    try:
+        return HttpProvider(spec, token=token)
+    except ValueError:
+        raise typer.BadParameter(
+            f"{spec!r}: expected local:FOLDER or http(s)://host[:port]/path",
+            param_hint="--receipts-provider",
+        ) from None
+
+
+def _receipts_target(sender: Sender | None) -> str:
+    if sender is None:
+        return "e-receipts stay queued (no --receipts-provider)"
+    provider = sender.provider
+    if isinstance(provider, LocalProvider):
+        return f"e-receipts -> {provider.folder}"
+    return f"e-receipts -> {provider.name} provider"
+
+
 async def _serve(
-    engine: Engine, address: BrokerAddress, options: ServiceOptions, *, embedded: bool
+    engine: Engine,
+    address: BrokerAddress,
+    options: ServiceOptions,
+    *,
+    embedded: bool,
+    sender: Sender | None = None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -158,6 +206,10 @@ async def _serve(
     async with contextlib.AsyncExitStack() as stack:
         if embedded:
             address = await stack.enter_async_context(embedded_broker(address))
-        service = FleetService(engine, address, options)
-        typer.echo(f"vend fleet: serving {address} -> {engine.url.render_as_string()}", err=True)
+        service = FleetService(engine, address, options, sender=sender)
+        typer.echo(
+            f"vend fleet: serving {address} -> {engine.url.render_as_string()}; "
+            + _receipts_target(sender),
+            err=True,
+        )
         await service.run(stop, fail_fast=True)

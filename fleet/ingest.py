@@ -15,11 +15,12 @@ committed seqs when it computes gaps.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,6 +48,7 @@ RETRIES = 5
 # PostgreSQL SQLSTATEs worth a retry: serialization failure, deadlock detected.
 _RETRY_SQLSTATES = frozenset({"40001", "40P01"})
 _STATUS_SUFFIX = f"/{Kind.STATUS.value}"
+_SALE_SUFFIX = f"/{Kind.SALE.value}"
 
 
 def utc_now() -> datetime:
@@ -70,6 +72,8 @@ class IngestReport:
     quarantined: int = 0
     gaps_opened: int = 0
     commands: list[OutgoingCommand] = field(default_factory=list)  # to publish
+    receipts_queued: int = 0  # e-receipts of new sales queued for transmission
+    receipt_problems: int = 0  # new sales stored without their receipt queued (see sales)
 
     def add(self, other: IngestReport) -> None:
         self.stored += other.stored
@@ -78,6 +82,8 @@ class IngestReport:
         self.quarantined += other.quarantined
         self.gaps_opened += other.gaps_opened
         self.commands.extend(other.commands)
+        self.receipts_queued += other.receipts_queued
+        self.receipt_problems += other.receipt_problems
 
 
 class Ingestor:
@@ -170,21 +176,61 @@ def ingest_batch(
     """Decode and store a batch inside the caller's transaction; garbage is quarantined."""
     decoded: list[tuple[TelemetryEnvelope, datetime]] = []
     rejected: list[dict[str, Any]] = []
+    dropped: dict[tuple[str, int], str] = {}
     for message in messages:
         if not message.payload and message.topic.endswith(_STATUS_SUFFIX):
             continue  # someone cleared a retained status: nothing to store
         try:
-            decoded.append((decode(message.topic, message.payload), message.received_at))
+            decoded.append((_decode(message, dropped), message.received_at))
         except TelemetryError as exc:
             rejected.append(_quarantine_row(message, exc.reason))
             log.warning("quarantined a message on %s: %s", message.topic, exc.reason)
     if rejected:
         conn.execute(quarantine.insert(), rejected)
     report = store_envelopes(
-        conn, decoded, now=now, resync_ttl=resync_ttl, resync_at_once=resync_at_once
+        conn,
+        decoded,
+        now=now,
+        resync_ttl=resync_ttl,
+        resync_at_once=resync_at_once,
+        receipt_problems=dropped,
     )
     report.quarantined += len(rejected)
     return report
+
+
+def _decode(message: Received, dropped: dict[tuple[str, int], str]) -> TelemetryEnvelope:
+    """``decode``, except that a sale whose only fault is its e-receipt is kept without the
+    receipt (a receipt problem never costs a sale); why goes into ``dropped``."""
+    try:
+        return decode(message.topic, message.payload)
+    except TelemetryError as exc:
+        reason = exc.reason
+        stripped = None
+        if message.topic.endswith(_SALE_SUFFIX) and "body.receipt" in reason:
+            stripped = _without_receipt(message.payload)
+        if stripped is None:
+            raise
+    try:
+        env = decode(message.topic, stripped)
+    except TelemetryError:
+        raise TelemetryError(reason) from None  # more is wrong than the receipt
+    why = f"the machine's receipt is invalid: {reason}"
+    dropped[(env.machine_id, env.seq)] = why
+    log.warning("sale %s seq %d stored without its receipt: %s", env.machine_id, env.seq, why)
+    return env
+
+
+def _without_receipt(payload: bytes) -> bytes | None:
+    try:
+        data = json.loads(payload)
+    except (ValueError, RecursionError):
+        return None
+    body = data.get("body") if isinstance(data, dict) else None
+    if not isinstance(body, dict) or body.get("receipt") is None:
+        return None
+    body = {name: value for name, value in body.items() if name != "receipt"}
+    return json.dumps({**data, "body": body}, ensure_ascii=False).encode()
 
 
 @dataclass
@@ -204,10 +250,12 @@ def store_envelopes(
     now: datetime,
     resync_ttl: timedelta = DEFAULT_TTL,
     resync_at_once: bool = True,
+    receipt_problems: Mapping[tuple[str, int], str] | None = None,
 ) -> IngestReport:
     """Store decoded envelopes (with their received-at times) inside the caller's
     transaction. ``resync_at_once=False`` records gaps and leaves the asking to
-    :func:`fleet.resync.request_due_resyncs`."""
+    :func:`fleet.resync.request_due_resyncs`. ``receipt_problems``: sales decoded without
+    the receipt they came with, and why, by (machine_id, seq)."""
     report = IngestReport()
     if not items:
         return report
@@ -234,7 +282,11 @@ def store_envelopes(
             resync_at_once=resync_at_once,
             report=report,
         )
-        project(conn, [env for env, _ in new])
+        receipts = project(
+            conn, [env for env, _ in new], now=now, receipt_problems=receipt_problems
+        )
+        report.receipts_queued = receipts.new
+        report.receipt_problems = len(receipts.reasons)
         _update_positions(conn, new, rows)
     if statuses:
         report.statuses = _store_statuses(conn, statuses, rows)

@@ -5,18 +5,27 @@ caller holds the machine rows locked, so per-machine read-then-write below is sa
 several ingest workers. Stock levels are absolute and carry the seq they came from: a
 stock message delivered late never overwrites a newer level. Alarms pair a raise with
 its clear by (code, device, selection), whichever arrives first.
+
+A new sale's e-receipt is queued for transmission here, in the sale's transaction, so a
+sale is never stored without its receipt queued, nor the other way round. A receipt that
+cannot be queued never fails ingest: the sale is stored and says why in
+``sales.receipt_problem``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, select, update
 
 from fleet.commands import record_ack
+from fleet.einvoice.receipt import OutgoingReceipt
+from fleet.einvoice.sales import SaleRow, SalesEnqueued, enqueue_for_sales, outgoing_from_receipt
 from fleet.store.models import (
     alarms,
     cash_movements,
@@ -27,6 +36,7 @@ from fleet.store.models import (
     stock_levels,
 )
 from fleet.store.upsert import bulk_insert, insert_for
+from protocols.einvoice import Receipt
 from protocols.telemetry import (
     AckEnvelope,
     AlarmEnvelope,
@@ -41,6 +51,11 @@ from protocols.telemetry import (
     TelemetryEnvelope,
 )
 
+log = logging.getLogger(__name__)
+
+SaleKey = tuple[str, int]  # (machine_id, seq)
+_INT64 = 2**63  # receipt amounts go into BIGINT columns
+
 
 def _json(model: Any) -> str | None:
     if model is None:
@@ -50,12 +65,21 @@ def _json(model: Any) -> str | None:
     return str(model.model_dump_json())
 
 
-def project(conn: Connection, new_events: Sequence[TelemetryEnvelope]) -> None:
-    """Update every read model for events that were just inserted (in seq order)."""
+def project(
+    conn: Connection,
+    new_events: Sequence[TelemetryEnvelope],
+    *,
+    now: datetime,
+    receipt_problems: Mapping[SaleKey, str] | None = None,
+) -> SalesEnqueued:
+    """Update every read model for events that were just inserted (in seq order) and queue
+    their sales' receipts. ``receipt_problems``: sales whose receipt ingest had to drop
+    before decoding them (see fleet.ingest). Returns what became of the receipts."""
     rows: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    docs: dict[SaleKey, Receipt] = {}
     for env in new_events:
         if isinstance(env, SaleEnvelope):
-            rows["sales"].append(_sale(env))
+            rows["sales"].append(_sale(env, docs))
         elif isinstance(env, RefundEnvelope):
             rows["refunds"].append(_refund(env))
         elif isinstance(env, CashEnvelope):
@@ -70,6 +94,7 @@ def project(conn: Connection, new_events: Sequence[TelemetryEnvelope]) -> None:
             _service(conn, env)
         elif isinstance(env, AckEnvelope):
             record_ack(conn, env.machine_id, env.body, env.ts)
+    receipts = _queue_receipts(conn, rows["sales"], docs, now, receipt_problems or {})
     for key, table in (
         ("sales", sales),
         ("refunds", refunds),
@@ -77,11 +102,12 @@ def project(conn: Connection, new_events: Sequence[TelemetryEnvelope]) -> None:
         ("dex", dex_reads),
     ):
         bulk_insert(conn, table, rows[key])
+    return receipts
 
 
-def _sale(env: SaleEnvelope) -> dict[str, Any]:
+def _sale(env: SaleEnvelope, docs: dict[SaleKey, Receipt]) -> dict[str, Any]:
     body = env.body
-    return {
+    row = {
         "machine_id": env.machine_id,
         "seq": env.seq,
         "ts": env.ts,
@@ -97,7 +123,67 @@ def _sale(env: SaleEnvelope) -> dict[str, Any]:
         "receipt_number": body.receipt_number,
         "cash": _json(body.cash),
         "lines": _json(body.lines),
+        "receipt_symbol": None,
+        "receipt_no": None,
+        "receipt_total": None,
+        "receipt_vat": None,
+        "receipt_problem": None,
     }
+    doc = body.receipt
+    if doc is None:
+        return row
+    shown = display_number(doc)
+    if not all(-_INT64 <= amount < _INT64 for amount in (doc.total, doc.total_vat)):
+        row["receipt_problem"] = f"receipt {shown}: its amounts do not fit 64 bits"
+        log.warning("sale %s seq %d: %s", env.machine_id, env.seq, row["receipt_problem"])
+        return row
+    if body.receipt_number != shown:
+        log.warning(
+            "sale %s seq %d: receipt_number %r does not match its receipt %s; using the receipt's",
+            env.machine_id, env.seq, body.receipt_number, shown,
+        )  # fmt: skip
+    docs[(env.machine_id, env.seq)] = doc
+    row.update(
+        receipt_number=shown,
+        receipt_symbol=doc.symbol,
+        receipt_no=doc.number,
+        receipt_total=doc.total,
+        receipt_vat=doc.total_vat,
+    )
+    return row
+
+
+def display_number(doc: Receipt) -> str:
+    """``1C26MAB-00000042``: the machine's spelling (controller.receipts.receipt_number)."""
+    return f"{doc.symbol}-{doc.number:08d}"
+
+
+def _queue_receipts(
+    conn: Connection,
+    sale_rows: list[dict[str, Any]],
+    docs: Mapping[SaleKey, Receipt],
+    now: datetime,
+    dropped: Mapping[SaleKey, str],
+) -> SalesEnqueued:
+    """Queue the receipts in ``docs``; every sale whose receipt was not queued gets its
+    ``receipt_problem`` (a problem found earlier, or the queue's)."""
+
+    def build(row: SaleRow) -> OutgoingReceipt | None:
+        doc = docs.get((row["machine_id"], row["seq"]))
+        if doc is None:
+            return None
+        return outgoing_from_receipt(row["machine_id"], doc, sale_seq=row["seq"])
+
+    with_doc = [r for r in sale_rows if (r["machine_id"], r["seq"]) in docs]
+    report = enqueue_for_sales(conn, with_doc, now, build=build)
+    for row in sale_rows:
+        key = (row["machine_id"], row["seq"])
+        why = row["receipt_problem"] or dropped.get(key) or report.reasons.get(key)
+        if why is not None and key not in report.reasons:
+            report.problems.append(f"{key[0]} seq {key[1]}: {why}")
+            report.reasons[key] = why
+        row["receipt_problem"] = why
+    return report
 
 
 def _refund(env: RefundEnvelope) -> dict[str, Any]:

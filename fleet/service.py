@@ -12,6 +12,11 @@ inserts are no-ops) so the retained status of every machine reaches a new databa
 the broker goes away the loop reconnects with exponential backoff and jitter; nothing is
 lost, because messages are acknowledged only after their commit and the session is
 persistent.
+
+With a ``sender`` (fleet.einvoice.Sender) the service also transmits the e-receipts that
+ingest queued, for the whole life of :meth:`FleetService.run` and independent of the broker
+connection: receipts keep going out while the broker is away. Without one they stay
+queued (``vend receipts`` shows them) for another process to send.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from fleet.commands import DEFAULT_TTL, OutgoingCommand, mark_published, unpublished
+from fleet.einvoice.sender import Sender
 from fleet.ingest import Ingestor, IngestReport, Received, utc_now
 from fleet.mqtt import (
     Backoff,
@@ -64,6 +70,9 @@ class ServiceOptions:
     resync_grace: timedelta = timedelta(seconds=3)
     sweep_interval: float = 5.0
     sweep_grace: timedelta = timedelta(seconds=5)  # leave fresh commands to their worker
+    # On stop, how long the receipt sender may take to record the answers in flight; a
+    # send cut short is retaken when its lease runs out (same idempotency key).
+    receipts_grace: float = 5.0
 
 
 @dataclass
@@ -88,11 +97,13 @@ class FleetService:
         options: ServiceOptions | None = None,
         *,
         clock: Callable[[], datetime] = utc_now,
+        sender: Sender | None = None,
     ) -> None:
         self.engine = engine
         self.broker = broker
         self.options = options or ServiceOptions()
         self.clock = clock
+        self.sender = sender
         self.client_id = self.options.client_id or (
             f"vendfleet-{self.options.group}-{socket.gethostname()}"
         )
@@ -111,6 +122,10 @@ class FleetService:
         raises BrokerUnreachableError instead of retrying."""
         stop = stop or asyncio.Event()
         backoff = Backoff()
+        receipts_stop = asyncio.Event()
+        receipts = None
+        if self.sender is not None:
+            receipts = asyncio.create_task(self.sender.run(receipts_stop), name="receipts")
         try:
             while not stop.is_set():
                 try:
@@ -134,7 +149,17 @@ class FleetService:
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), delay)
         finally:
+            receipts_stop.set()
+            if receipts is not None:
+                await self._stop_sender(receipts)
             self._db.shutdown(wait=True)
+
+    async def _stop_sender(self, task: asyncio.Task[None]) -> None:
+        done, _ = await asyncio.wait({task}, timeout=self.options.receipts_grace)
+        if not done:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _serve(self, link: MqttLink, stop: asyncio.Event) -> None:
         share = self.options.share and link.shared_subscriptions

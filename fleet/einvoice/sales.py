@@ -79,6 +79,8 @@ class SalesEnqueued:
     duplicate: int = 0
     without_receipt: int = 0
     problems: list[str] = field(default_factory=list)  # "machine seq N: why", not queued
+    # The same problems by sale, (machine_id, seq) -> why, for callers that mark the sale.
+    reasons: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 def enqueue_for_sales(
@@ -103,15 +105,20 @@ def enqueue_for_sales(
                 )
             outcome = enqueue(conn, receipt, now)
         except (ReceiptError, EinvoiceError, KeyError, TypeError) as exc:
-            report.problems.append(f"{where}: {exc}")
-            log.warning("receipt of sale %s not queued: %s", where, exc)
+            _problem(report, row, where, str(exc))
             continue
         if outcome is Enqueued.NEW:
             report.new += 1
         elif outcome is Enqueued.DUPLICATE:
             report.duplicate += 1
         else:
-            problem = f"{where}: receipt {receipt.key} is already queued with another document"
-            report.problems.append(problem)
-            log.warning("%s", problem)
+            why = f"receipt {receipt.key} is already queued with another document"
+            _problem(report, row, where, why)
     return report
+
+
+def _problem(report: SalesEnqueued, row: SaleRow, where: str, why: str) -> None:
+    report.problems.append(f"{where}: {why}")
+    seq = row.get("seq")
+    report.reasons[(str(row.get("machine_id")), seq if isinstance(seq, int) else -1)] = why
+    log.warning("receipt of sale %s not queued: %s", where, why)

@@ -91,9 +91,17 @@ class Sale(SQLModel, table=True):
     reader: int | None = None
     payment_ref: str | None = None
     settled: bool
-    receipt_number: str | None = None
+    receipt_number: str | None = None  # as displayed: SYMBOL-NUMBER, e.g. 1C26MAB-00000042
     cash: str | None = Field(default=None, sa_type=Text)  # CashTender JSON
     lines: str | None = Field(default=None, sa_type=Text)  # SaleLine list JSON
+    # The e-receipt the machine issued with the sale (NULL: none); the document itself is
+    # in receipt_queue (machine_id, series = receipt_symbol, number = str(receipt_no)).
+    receipt_symbol: str | None = Field(default=None, max_length=32)
+    receipt_no: int | None = Field(default=None, sa_type=BigInteger)
+    receipt_total: int | None = Field(default=None, sa_type=BigInteger)  # incl. VAT
+    receipt_vat: int | None = Field(default=None, sa_type=BigInteger)  # VAT over all rates
+    # Why the receipt was not queued for transmission (invalid, number taken, ...).
+    receipt_problem: str | None = Field(default=None, sa_type=Text)
 
 
 class Refund(SQLModel, table=True):

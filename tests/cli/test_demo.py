@@ -89,7 +89,7 @@ def test_the_fleet_database_agrees_with_the_machines_books(demo_run: DemoRun) ->
         books = json.loads(out.stdout)
         assert out.returncode == 0, books
         counters = books["counters"]
-        machine_sales += counters["cash_vends"] + counters["cashless_vends"]
+        machine_sales += counters["cash_sales_count"] + counters["cashless_sales_count"]
     db = sqlite3.connect(demo_run.folder / "fleet.sqlite")
     try:
         (fleet_sales,) = db.execute("SELECT count(*) FROM sales").fetchone()
@@ -179,8 +179,8 @@ def test_operator_and_auditor_commands_read_the_demo_database(demo_run: DemoRun)
         "fleet", "sales", *db, "--from", "2000-01-01", "--to", "now", "--by", "machine", "--json"
     )
     assert code == 0, by_machine
-    assert sum(r["count"] for r in by_machine) == s["sales"]["count"]
-    assert sum(r["total"] for r in by_machine) == s["sales"]["value"]
+    assert sum(r["count"] for r in by_machine["rows"]) == s["sales"]["count"]
+    assert sum(r["total"] for r in by_machine["rows"]) == s["sales"]["value"]
 
     code, shown = _cli("fleet", "machine", "show", "vm-0001", *db, "--json")
     assert code == 0, shown
