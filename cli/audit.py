@@ -1,6 +1,8 @@
-"""`vend audit`: cash counts, settlement imports, reconciliation, period locks, adjustments.
+"""`vend audit`: cash counts, settlement imports, reconciliation, period locks, adjustments,
+signed exports (CSV/XLSX/PDF + manifest) and their verification.
 
-Exit codes: 0 ok, 1 error (bad input, database unusable, period locked or not).
+Exit codes: 0 ok, 1 error (bad input, database unusable, period locked or not, an export
+that fails verification).
 Amounts are integers in minor units; signed amounts follow "over = positive".
 """
 
@@ -16,10 +18,12 @@ from zoneinfo import ZoneInfo
 
 import typer
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
 from fleet.audit.amounts import parse_cash, parse_time
+from fleet.audit.export_bundle import export_period, parse_formats
 from fleet.audit.inputs import (
     CashCountEntry,
     import_cash_counts,
@@ -28,6 +32,7 @@ from fleet.audit.inputs import (
     record_cash_count,
 )
 from fleet.audit.lock import Adjustment, adjustments, lock_period, period_report, record_adjustment
+from fleet.audit.manifest import load_key, verify_export, write_new_key
 from fleet.audit.periods import date_period, month_period
 from fleet.audit.records import AuditError, ReconcileConfig
 from fleet.audit.report import Category, sha256_hex
@@ -328,3 +333,87 @@ def site(
     with _store("site", db) as engine:
         set_site(engine, machine, location, route)
     typer.echo(f"{machine}: {location} / {route}")
+
+
+_STEPS = {
+    "reconcile": "reconciling (or reading the locked report)",
+    "csv": "writing CSV",
+    "xlsx": "writing XLSX",
+    "pdf": "writing PDF",
+    "manifest": "signing the manifest",
+}
+
+
+@app.command()
+def export(
+    *,
+    period: Annotated[str, typer.Option(help="The month to export, YYYY-MM.")],
+    out: Annotated[Path, typer.Option(help="Folder to write (created; must hold nothing else).")],
+    key: Annotated[Path, typer.Option(help="Signing key file (`vend audit keygen`).")],
+    fmt: Annotated[
+        list[str] | None,
+        typer.Option("--format", help="csv, xlsx, pdf or all; repeatable. CSV is always written."),
+    ] = None,
+    db: DbOption = DEFAULT_DB_URL,
+    tz: TzOption = DEFAULT_TZ,
+    currency: CurrencyOption = "VND",
+    vat_bp: VatOption = 1000,
+) -> None:
+    """Export a month for the auditor: CSV, XLSX, PDF and a signed manifest.
+
+    A locked month is exported from its locked report (the same bytes every time)."""
+    name = "export"
+    config = _config(tz, currency, vat_bp)
+    try:
+        formats = parse_formats(fmt or ["all"])
+        signing = load_key(key)
+    except AuditError as exc:
+        raise _fail(name, str(exc)) from None
+    err = Console(stderr=True)
+    with _store(name, db) as engine:
+        month = month_period(period, tz)
+        with Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+            console=err, transient=True,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("starting", total=None)
+
+            def step(what: str) -> None:
+                progress.update(task, description=_STEPS.get(what, what))
+
+            result = export_period(
+                engine, month, config, out, signing, formats=formats, progress=step
+            )
+    state = "locked" if result.locked else "NOT locked (fresh reconciliation)"
+    typer.echo(f"{month.label} ({state}): {len(result.files)} files in {result.folder}")
+    typer.echo(f"manifest sha256 {result.manifest_sha256}, signed with key {result.key_id}")
+
+
+@app.command()
+def verify(
+    folder: Annotated[Path, typer.Argument(help="An export folder.")],
+    key: Annotated[Path, typer.Option(help="The key file the export was signed with.")],
+) -> None:
+    """Check an export: the manifest signature, every file's SHA-256, and that the control
+    totals equal what the CSV files add up to."""
+    try:
+        problems = verify_export(folder, load_key(key))
+    except AuditError as exc:
+        raise _fail("verify", str(exc)) from None
+    if problems:
+        for problem in problems:
+            typer.echo(f"FAIL {problem}", err=True)
+        raise _fail("verify", f"{folder}: {len(problems)} problem(s); do not rely on this export")
+    typer.echo(f"{folder}: OK (signature, every file's SHA-256, control totals)")
+
+
+@app.command()
+def keygen(
+    out: Annotated[Path, typer.Option(help="Where to write the new key (never overwritten).")],
+) -> None:
+    """Create a signing key for exports (HMAC-SHA256, 256 bits, readable by you only)."""
+    try:
+        made = write_new_key(out)
+    except AuditError as exc:
+        raise _fail("keygen", str(exc)) from None
+    typer.echo(f"{out}: key {made.key_id}; keep it secret, verifiers need the same file")

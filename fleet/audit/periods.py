@@ -252,17 +252,32 @@ def _adjustments(
 def reconcile_period(
     activities: Iterable[MachineActivity], period: Period, config: ReconcileConfig
 ) -> ReconciliationReport:
+    return build_report(reconcile_rows(activities, period, config), period, config)
+
+
+def reconcile_rows(
+    activities: Iterable[MachineActivity], period: Period, config: ReconcileConfig
+) -> list[IntervalResult]:
+    """The machine-interval rows of ``activities`` (one batch of machines or all)."""
     rows: list[IntervalResult] = []
     for activity in sorted(activities, key=lambda a: a.machine):
         rows.extend(reconcile_interval(item) for item in split_machine(activity, period, config))
+    return rows
+
+
+def build_report(
+    rows: Iterable[IntervalResult], period: Period, config: ReconcileConfig
+) -> ReconciliationReport:
+    """The report of rows reconciled in any order of machines (sorted here)."""
+    ordered = sorted(rows, key=lambda r: (r.machine, r.index))
     return ReconciliationReport(
         label=period.label,
         start=period.start,
         end=period.end,
         timezone=period.timezone,
         currency=config.currency,
-        rows=tuple(rows),
-        rollups=rollups(rows),
+        rows=tuple(ordered),
+        rollups=rollups(ordered),
     )
 
 

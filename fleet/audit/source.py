@@ -1,4 +1,7 @@
-"""Load a period's reconciliation inputs from the fleet store (one query per table).
+"""Load a period's reconciliation inputs from the fleet store and reconcile them.
+
+Sales, settlements and DEX reads are each read once as a stream ordered by machine and
+handed on a batch of machines at a time, so memory follows the batch, not the month.
 
 Ranges: cash counts closing in the period and each machine's count before it; sales,
 settlements and tube payouts from the earliest cash window (or the look-around before the
@@ -9,16 +12,18 @@ times of the events around them.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, func, select, tuple_
+from sqlalchemy import Connection, Engine, and_, func, select, true, tuple_
 
 from fleet.audit.dexpoints import dex_point
-from fleet.audit.periods import Period, reconcile_period
+from fleet.audit.periods import Period, build_report, reconcile_rows
 from fleet.audit.receipts import ReceiptSource, SalesReceiptSource
 from fleet.audit.records import (
     AuditError,
@@ -35,7 +40,8 @@ from fleet.audit.records import (
     TelemetryGap,
     TubePayout,
 )
-from fleet.audit.report import ReconciliationReport
+from fleet.audit.report import IntervalResult, ReconciliationReport
+from fleet.audit.streams import MachineStream, db_order, stream
 from fleet.store.audit_models import audit_cash_counts, audit_settlements, audit_sites
 from fleet.store.models import cash_movements, dex_reads, events, gaps, sales
 from protocols.dex import DexError
@@ -54,11 +60,16 @@ def reconcile_from_store(
     machines: Sequence[str] | None = None,
     receipts: ReceiptSource | None = None,
 ) -> ReconciliationReport:
+    """Reconcile ``period`` reading the store in one pass, a batch of machines at a time:
+    memory grows with the largest batch (about :data:`BATCH_SALES` sales), not the fleet."""
+    rows: list[IntervalResult] = []
     with engine.connect() as conn:
-        activities = load_activities(conn, period, config, machines=machines, receipts=receipts)
-    return reconcile_period(activities, period, config)
+        for batch in iter_activities(conn, period, config, machines=machines, receipts=receipts):
+            rows.extend(reconcile_rows(batch, period, config))
+    return build_report(rows, period, config)
 
 
+@functools.lru_cache(maxsize=4096)  # tenders repeat: the same few bills and coins
 def _cash_to_box(raw: str | None) -> int:
     if not raw:
         return 0
@@ -68,39 +79,38 @@ def _cash_to_box(raw: str | None) -> int:
     return int(coins + bills)
 
 
+_METHODS = {m.value: m for m in SaleMethod}
+_KINDS = {k.value: k for k in SettlementKind}
+
+
 def _sale(row: Any, currency: str) -> SaleRecord:
-    if row.currency != currency:
-        raise AuditError(
-            f"sale {row.machine_id}:{row.seq} is in {row.currency}, the report in {currency}"
-        )
-    try:
-        method = SaleMethod(row.method)
-    except ValueError:
-        raise AuditError(f"sale {row.machine_id}:{row.seq} has method {row.method!r}") from None
+    # Positional access: the hot path of a month's load (see _SALE_COLUMNS for the order).
+    machine, seq, ts, selection, price, row_currency, method, ref, number, cash = row
+    if row_currency != currency:
+        raise AuditError(f"sale {machine}:{seq} is in {row_currency}, the report in {currency}")
+    kind = _METHODS.get(method)
+    if kind is None:
+        raise AuditError(f"sale {machine}:{seq} has method {method!r}")
     return SaleRecord(
-        key=f"{row.machine_id}:{row.seq}",
-        machine=row.machine_id,
-        at=utc(row.ts),
-        selection=row.selection,
-        price=row.price,
-        method=method,
-        payment_ref=row.payment_ref,
-        receipt_number=row.receipt_number,
-        cash_to_box=_cash_to_box(row.cash),
+        f"{machine}:{seq}",
+        machine,
+        ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC),
+        selection,
+        price,
+        kind,
+        ref,
+        number,
+        _cash_to_box(cash),
     )
 
 
 def _settlement(row: Any) -> SettlementRecord:
+    machine, key, at, amount, fee, kind, reference, original, settled_on = row
+    found = _KINDS.get(kind)
+    if found is None:
+        raise AuditError(f"settlement {key} has kind {kind!r}")
     return SettlementRecord(
-        key=row.row_key,
-        machine=row.machine_id,
-        at=utc(row.at),
-        amount=row.amount,
-        fee=row.fee,
-        kind=SettlementKind(row.kind),
-        reference=row.reference,
-        original_reference=row.original_reference,
-        settlement_date=row.settlement_date,
+        key, machine, utc(at), amount, fee, found, reference, original, settled_on
     )
 
 
@@ -136,114 +146,240 @@ def load_activities(
     machines: Sequence[str] | None = None,
     receipts: ReceiptSource | None = None,
 ) -> list[MachineActivity]:
+    """Every machine's activity at once (small periods, tests)."""
+    return [
+        activity
+        for batch in iter_activities(conn, period, config, machines=machines, receipts=receipts)
+        for activity in batch
+    ]
+
+
+def iter_activities(
+    conn: Connection,
+    period: Period,
+    config: ReconcileConfig,
+    *,
+    machines: Sequence[str] | None = None,
+    receipts: ReceiptSource | None = None,
+) -> Iterator[list[MachineActivity]]:
+    """Batches of machines' activities, each about :data:`BATCH_SALES` sales or
+    :data:`BATCH_MACHINES` machines. Sales, settlements and DEX reads are streamed once in
+    machine order; the time ranges are the same for every machine (see the module doc)."""
     after = period.end + config.lookaround
-    ids = sorted(machines) if machines else _machines(conn, period, period.end)
+    ids = sorted(set(machines)) if machines else _machines(conn, period, period.end)
     if not ids:
-        return []
+        return
     tol = config.read_tolerance
     previous = dict(
         conn.execute(
             select(audit_cash_counts.c.machine_id, func.max(audit_cash_counts.c.counted_at))
             .where(
                 and_(
-                    audit_cash_counts.c.machine_id.in_(ids),
+                    _among(audit_cash_counts.c.machine_id, machines),
                     audit_cash_counts.c.counted_at <= period.start,
                 )
             )
             .group_by(audit_cash_counts.c.machine_id)
         ).all()
     )
+    previous = {m: t for m, t in previous.items() if m in set(ids)}
     earliest = min([period.start - config.lookaround, *(utc(t) - tol for t in previous.values())])
-    count_rows = conn.execute(
-        select(audit_cash_counts)
-        .where(
-            and_(
-                audit_cash_counts.c.machine_id.in_(ids),
-                audit_cash_counts.c.counted_at >= earliest,
-                audit_cash_counts.c.counted_at <= period.end,
-            )
-        )
-        .order_by(audit_cash_counts.c.machine_id, audit_cash_counts.c.counted_at)
-    ).all()
-    counts: dict[str, list[CashCount]] = defaultdict(list)
-    for row in count_rows:
-        if row.machine_id not in previous or utc(row.counted_at) >= utc(previous[row.machine_id]):
-            counts[row.machine_id].append(_count(row))
-
-    sale_rows = conn.execute(
-        select(sales)
-        .where(and_(sales.c.machine_id.in_(ids), sales.c.ts >= earliest, sales.c.ts < after))
-        .order_by(sales.c.machine_id, sales.c.ts, sales.c.seq)
-    ).all()
-    by_sale = {f"{r.machine_id}:{r.seq}": _sale(r, config.currency) for r in sale_rows}
-
-    settlement_rows = conn.execute(
-        select(audit_settlements)
-        .where(
-            and_(
-                audit_settlements.c.machine_id.in_(ids),
-                audit_settlements.c.at >= earliest,
-                audit_settlements.c.at < after,
-            )
-        )
-        .order_by(audit_settlements.c.machine_id, audit_settlements.c.at)
-    ).all()
-    settled = [_settlement(r) for r in settlement_rows]
-    known_refs = {s.payment_ref for s in by_sale.values() if s.payment_ref}
-    wanted = (
-        {s.original_reference or s.reference for s in settled if s.kind is not SettlementKind.SALE}
-        - known_refs
-        - {None}
-    )
-    if wanted:  # refunds of sales older than the loaded range
-        for row in conn.execute(
-            select(sales).where(and_(sales.c.machine_id.in_(ids), sales.c.payment_ref.in_(wanted)))
-        ):
-            by_sale.setdefault(f"{row.machine_id}:{row.seq}", _sale(row, config.currency))
-    all_sales = sorted(by_sale.values(), key=lambda s: (s.machine, s.at, s.key))
-    source = receipts or SalesReceiptSource(config.vat_rate_bp)
-    receipt_list = source.load(conn, ids, earliest, after, all_sales)
-
-    reads = _reads(conn, ids, earliest - tol, period.end + tol)
-    payouts = conn.execute(
+    counts = _counts(conn, ids, machines, previous=previous, earliest=earliest, end=period.end)
+    sites = {
+        r.machine_id: Site(r.location, r.route)
+        for r in conn.execute(select(audit_sites).where(_among(audit_sites.c.machine_id, machines)))
+    }
+    open_gaps = _gaps(conn, ids)
+    payouts: dict[str, list[TubePayout]] = defaultdict(list)
+    for machine, payout_at, amount in conn.execute(
         select(cash_movements.c.machine_id, cash_movements.c.ts, cash_movements.c.amount).where(
             and_(
-                cash_movements.c.machine_id.in_(ids),
+                _among(cash_movements.c.machine_id, machines),
                 cash_movements.c.kind == "tube_payout",
                 cash_movements.c.ts >= earliest,
                 cash_movements.c.ts < after,
             )
         )
-    ).all()
-    sites = {
-        r.machine_id: Site(r.location, r.route)
-        for r in conn.execute(select(audit_sites).where(audit_sites.c.machine_id.in_(ids)))
-    }
-    open_gaps = _gaps(conn, ids)
+    ):
+        payouts[machine].append(TubePayout(machine, utc(payout_at), amount))
 
+    order = db_order(conn, ids)
+    rank = {m: n for n, m in enumerate(order)}
+    sale_stream = MachineStream(
+        stream(
+            conn,
+            select(*_SALE_COLUMNS)
+            .where(and_(_among(sales.c.machine_id, machines), sales.c.ts >= earliest,
+                        sales.c.ts < after))
+            .order_by(sales.c.machine_id, sales.c.seq),
+        ),
+        rank,
+    )  # fmt: skip
+    settlement_stream = MachineStream(
+        stream(
+            conn,
+            select(*_SETTLEMENT_COLUMNS)
+            .where(
+                and_(
+                    _among(audit_settlements.c.machine_id, machines),
+                    audit_settlements.c.at >= earliest,
+                    audit_settlements.c.at < after,
+                )
+            )
+            .order_by(audit_settlements.c.machine_id, audit_settlements.c.at),
+        ),
+        rank,
+    )
+    read_stream = MachineStream(
+        stream(
+            conn,
+            select(dex_reads.c.machine_id, dex_reads.c.seq, dex_reads.c.read_at, dex_reads.c.raw)
+            .where(
+                and_(
+                    _among(dex_reads.c.machine_id, machines),
+                    dex_reads.c.read_at >= earliest - tol,
+                    dex_reads.c.read_at <= period.end + tol,
+                )
+            )
+            .order_by(dex_reads.c.machine_id, dex_reads.c.read_at),
+        ),
+        rank,
+    )
+    source = receipts or SalesReceiptSource(config.vat_rate_bp)
+    finish = functools.partial(
+        _activities, conn, source=source, earliest=earliest, after=after, config=config,
+        counts=counts, sites=sites, gaps=open_gaps, payouts=payouts,
+    )  # fmt: skip
+    batch: list[_Loaded] = []
+    held = 0
+    for machine in order:
+        loaded = _Loaded(
+            machine,
+            [_sale(r, config.currency) for r in sale_stream.take(machine)],
+            [_settlement(r) for r in settlement_stream.take(machine)],
+            read_stream.take(machine),
+        )
+        batch.append(loaded)
+        held += len(loaded.sales) + len(loaded.settlements)
+        if held >= BATCH_SALES or len(batch) >= BATCH_MACHINES:
+            yield finish(batch)
+            batch, held = [], 0
+    if batch:
+        yield finish(batch)
+
+
+BATCH_SALES = 200_000
+BATCH_MACHINES = 500
+_SALE_COLUMNS = (
+    sales.c.machine_id, sales.c.seq, sales.c.ts, sales.c.selection, sales.c.price,
+    sales.c.currency, sales.c.method, sales.c.payment_ref, sales.c.receipt_number, sales.c.cash,
+)  # fmt: skip
+_SETTLEMENT_COLUMNS = (
+    audit_settlements.c.machine_id, audit_settlements.c.row_key, audit_settlements.c.at,
+    audit_settlements.c.amount, audit_settlements.c.fee, audit_settlements.c.kind,
+    audit_settlements.c.reference, audit_settlements.c.original_reference,
+    audit_settlements.c.settlement_date,
+)  # fmt: skip
+
+
+def _among(column: Any, machines: Sequence[str] | None) -> Any:
+    """``column IN machines`` when the caller named machines; otherwise no filter (the
+    streams skip machines outside the period's list, cheaper than a long IN list)."""
+    return column.in_(sorted(set(machines))) if machines else true()
+
+
+@dataclass(slots=True)
+class _Loaded:
+    machine: str
+    sales: list[SaleRecord]
+    settlements: list[SettlementRecord]
+    reads: list[Any]
+
+
+def _counts(
+    conn: Connection,
+    ids: Sequence[str],
+    machines: Sequence[str] | None,
+    *,
+    previous: dict[str, datetime],
+    earliest: datetime,
+    end: datetime,
+) -> dict[str, list[CashCount]]:
+    wanted = set(ids)
+    rows = conn.execute(
+        select(audit_cash_counts)
+        .where(
+            and_(
+                _among(audit_cash_counts.c.machine_id, machines),
+                audit_cash_counts.c.counted_at >= earliest,
+                audit_cash_counts.c.counted_at <= end,
+            )
+        )
+        .order_by(audit_cash_counts.c.machine_id, audit_cash_counts.c.counted_at)
+    )
+    counts: dict[str, list[CashCount]] = defaultdict(list)
+    for row in rows:
+        if row.machine_id not in wanted:
+            continue
+        if row.machine_id not in previous or utc(row.counted_at) >= utc(previous[row.machine_id]):
+            counts[row.machine_id].append(_count(row))
+    return counts
+
+
+def _activities(
+    conn: Connection,
+    batch: Sequence[_Loaded],
+    *,
+    source: ReceiptSource,
+    earliest: datetime,
+    after: datetime,
+    config: ReconcileConfig,
+    counts: dict[str, list[CashCount]],
+    sites: dict[str, Site],
+    gaps: dict[str, list[TelemetryGap]],
+    payouts: dict[str, list[TubePayout]],
+) -> list[MachineActivity]:
+    ids = [item.machine for item in batch]
+    by_sale = {s.key: s for item in batch for s in item.sales}
+    known_refs = {s.payment_ref for s in by_sale.values() if s.payment_ref}
+    wanted = (
+        {
+            s.original_reference or s.reference
+            for item in batch
+            for s in item.settlements
+            if s.kind is not SettlementKind.SALE
+        }
+        - known_refs
+        - {None}
+    )
+    if wanted:  # refunds of sales older than the loaded range
+        for row in conn.execute(
+            select(*_SALE_COLUMNS).where(
+                and_(sales.c.machine_id.in_(ids), sales.c.payment_ref.in_(wanted))
+            )
+        ):
+            by_sale.setdefault(f"{row.machine_id}:{row.seq}", _sale(row, config.currency))
+    all_sales = sorted(by_sale.values(), key=lambda s: (s.machine, s.at, s.key))
+    receipt_list = source.load(conn, ids, earliest, after, all_sales)
     group: dict[str, dict[str, list[Any]]] = {m: defaultdict(list) for m in ids}
     for sale in all_sales:
         group[sale.machine]["sales"].append(sale)
     for receipt in receipt_list:
         if receipt.machine in group:
             group[receipt.machine]["receipts"].append(receipt)
-    for settlement in settled:
-        group[settlement.machine]["settlements"].append(settlement)
-    for machine, payout_at, amount in payouts:
-        group[machine]["payouts"].append(TubePayout(machine, utc(payout_at), amount))
     return [
         MachineActivity(
-            machine=m,
-            site=sites.get(m, Site()),
-            sales=tuple(group[m]["sales"]),
-            receipts=tuple(sorted(group[m]["receipts"], key=_receipt_order)),
-            settlements=tuple(group[m]["settlements"]),
-            counts=tuple(counts.get(m, ())),
-            dex=tuple(reads.get(m, ())),
-            tube_payouts=tuple(group[m]["payouts"]),
-            gaps=tuple(open_gaps.get(m, ())),
+            machine=item.machine,
+            site=sites.get(item.machine, Site()),
+            sales=tuple(group[item.machine]["sales"]),
+            receipts=tuple(sorted(group[item.machine]["receipts"], key=_receipt_order)),
+            settlements=tuple(item.settlements),
+            counts=tuple(counts.get(item.machine, ())),
+            dex=tuple(_points(item.reads)),
+            tube_payouts=tuple(payouts.get(item.machine, ())),
+            gaps=tuple(gaps.get(item.machine, ())),
         )
-        for m in ids
+        for item in batch
     ]
 
 
@@ -251,24 +387,11 @@ def _receipt_order(receipt: ReceiptRecord) -> tuple[datetime, str]:
     return receipt.at, receipt.key
 
 
-def _reads(
-    conn: Connection, ids: Sequence[str], start: datetime, end: datetime
-) -> dict[str, list[DexPoint]]:
-    found: dict[str, list[DexPoint]] = defaultdict(list)
-    rows = conn.execute(
-        select(dex_reads.c.machine_id, dex_reads.c.seq, dex_reads.c.read_at, dex_reads.c.raw)
-        .where(
-            and_(
-                dex_reads.c.machine_id.in_(ids),
-                dex_reads.c.read_at >= start,
-                dex_reads.c.read_at <= end,
-            )
-        )
-        .order_by(dex_reads.c.machine_id, dex_reads.c.read_at)
-    )
+def _points(rows: Sequence[Any]) -> list[DexPoint]:
+    found: list[DexPoint] = []
     for machine, seq, read_at, raw in rows:
         try:
-            found[machine].append(dex_point(f"dex:{machine}:{seq}", machine, utc(read_at), raw))
+            found.append(dex_point(f"dex:{machine}:{seq}", machine, utc(read_at), raw))
         except DexError:
             continue  # unreadable reads mark no boundary; the interval is then not DEX-checked
     return found
