@@ -43,7 +43,7 @@ from cli.fleet_common import (
     settings_from,
     when,
 )
-from fleet import operator, queries
+from fleet import locations, operator, queries
 
 app = typer.Typer()  # nameless: its commands join `vend fleet`
 machine_app = typer.Typer(no_args_is_help=True, help="One machine: everything known, its key.")
@@ -96,18 +96,25 @@ def machines(
     as_json: JsonOpt = False,
     offline: Annotated[bool, typer.Option("--offline", help="Only machines not online.")] = False,
 ) -> None:
-    """Every machine: connection, firmware, backlog, alarms, gaps, stock."""
+    """Every machine: location, connection, firmware, backlog, alarms, gaps, stock."""
     settings = settings_from(config, db=db)
     with reading(settings) as conn:
         found = queries.list_machines(conn)
+        placed = locations.machine_locations(conn)
     if offline:
         found = [m for m in found if m.online is not True]
+
+    def where(machine_id: str) -> str | None:
+        ref = placed.get(machine_id)
+        return ref.location_id if ref is not None else None
+
     if as_json:
-        print_json(found)
+        print_json([jsonable(m) | {"location_id": where(m.id)} for m in found])
         return
     table = Table(title=f"Machines ({len(found)})")
     for name in (
         "machine",
+        "location",
         "state",
         "last seen",
         "firmware",
@@ -121,6 +128,7 @@ def machines(
     for m in found:
         table.add_row(
             m.id,
+            where(m.id) or "-",
             _state(m.online),
             local(m.last_seen, settings.zone),
             m.firmware or "-",

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
 from cli.restock_view import render_plan, render_solomon
+from fleet.locations import machine_locations
 from fleet.planning.masterdata import (
     MasterDataError,
     export_master_data,
@@ -233,6 +234,8 @@ def plan(
             )
         except PlanningError as exc:
             raise _fail(str(exc)) from None
+        with engine.connect() as conn:
+            placed = machine_locations(conn)  # groups the pick lists per store
     unknown = sorted((must | skipped) - snap.machine_ids)
     if unknown:
         raise _fail(f"unknown machine(s) {', '.join(unknown)}: no site with a planogram")
@@ -256,6 +259,7 @@ def plan(
         timezone=tz_name,
         routes=snap.routes,
         notes=snap.notes,
+        locations=placed,
     )
     if csv_dir is not None:
         try:

@@ -28,6 +28,7 @@ def render_plan(console: Console, doc: Mapping[str, Any]) -> None:
     _machines(console, doc)
     for van in doc["routes"]:
         _van(console, van)
+    _stores(console, doc)
     _dropped(console, doc)
     for problem in doc["problems"]:
         console.print(f"[red]problem:[/red] {problem}")
@@ -79,6 +80,32 @@ def _van(console: Console, van: Mapping[str, Any]) -> None:
     for t in van["totals"]:
         load.add_row(t["sku"], t["name"], str(t["units"]), str(t["cases"]), str(t["loose_units"]))
     console.print(load)
+
+
+def _stores(console: Console, doc: Mapping[str, Any]) -> None:
+    """Pick totals of locations with several units in the plan (or declared stores):
+    what the crew carries into each store, whatever van or stop each unit got."""
+    shown = [
+        s
+        for s in doc.get("stores", ())
+        if len(s["machines"]) + len(s["dropped"]) > 1 or s["kind"] != "site"
+    ]
+    if not shown:
+        return
+    table = Table(title="Pick totals per store", title_justify="left")
+    for column in ("store", "units visited", "visits", "units", "picks"):
+        table.add_column(column, justify="right" if column == "units" else "left")
+    for s in shown:
+        visits = ", ".join(f"{v['van_id']}#{v['stop']} {_hhmm(v['arrival'])}" for v in s["visits"])
+        if not s["together"]:
+            visits += " [yellow](apart)[/yellow]"
+        units = ", ".join(s["machines"]) or "-"
+        if s["dropped"]:
+            units += f" [red](not routed: {', '.join(s['dropped'])})[/red]"
+        name = f"{s['location_id']} {s['name']}".strip()
+        picks = ", ".join(f"{p['sku']} x{p['units']}" for p in s["picks"])
+        table.add_row(name, units, visits or "-", str(s["units"]), picks or "-")
+    console.print(table)
 
 
 def _dropped(console: Console, doc: Mapping[str, Any]) -> None:

@@ -107,7 +107,7 @@ def fleet_status(conn: Connection, *, sales_since: datetime) -> FleetStatus:
     ).one()
     a = conn.execute(
         select(func.count(), func.count().filter(alarms.c.severity == "critical")).where(
-            _open_alarm()
+            open_alarm()
         )
     ).one()
     g = conn.execute(
@@ -132,7 +132,8 @@ def fleet_status(conn: Connection, *, sales_since: datetime) -> FleetStatus:
     )
 
 
-def _open_alarm() -> ColumnElement[bool]:
+def open_alarm() -> ColumnElement[bool]:
+    """The condition an open alarm row meets (fleet.locations rolls them up too)."""
     # A clear that overtook its raise leaves raised_at NULL: that alarm is not open.
     return and_(alarms.c.cleared_at.is_(None), alarms.c.raised_at.is_not(None))
 
@@ -150,7 +151,7 @@ def _sales_totals(conn: Connection, *where: ColumnElement[bool]) -> tuple[MoneyT
 def list_machines(conn: Connection, machine_ids: list[str] | None = None) -> list[MachineSummary]:
     """Every machine (or those named), by id, with counts from one GROUP BY per table."""
     chosen = machines.c.id.in_(machine_ids) if machine_ids is not None else None
-    alarm_counts = _counts(conn, alarms.c.machine_id, _open_alarm())
+    alarm_counts = _counts(conn, alarms.c.machine_id, open_alarm())
     gap_counts = _counts(conn, gaps.c.machine_id, gaps.c.filled_at.is_(None))
     stock = {
         row[0]: row[1:]
@@ -395,7 +396,7 @@ def list_alarms(
     limit: int = 500,
 ) -> list[AlarmRow]:
     """Alarms, newest first; ``since`` keeps those raised (or cleared) at or after it."""
-    where: list[ColumnElement[bool]] = [_open_alarm()] if open_only else []
+    where: list[ColumnElement[bool]] = [open_alarm()] if open_only else []
     if machine_id is not None:
         where.append(alarms.c.machine_id == machine_id)
     if severity is not None:

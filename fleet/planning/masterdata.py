@@ -1,18 +1,24 @@
-"""Import and export the restocking master data: products, planogram, depots, vans, sites.
+"""Import and export the restocking master data: products, planogram, depots, vans,
+locations and machine sites.
 
 Two file formats, same fields (docs/restocking.md):
 
 - one TOML file per fleet with arrays of tables ``[[products]]``, ``[[planogram]]``,
-  ``[[depots]]``, ``[[vans]]``, ``[[sites]]`` and an optional top-level ``currency``
-  that products and vans inherit;
+  ``[[depots]]``, ``[[vans]]``, ``[[locations]]``, ``[[sites]]`` and an optional top-level
+  ``currency`` that products and vans inherit;
 - CSV files, one per entity, named after it (``products.csv``, ``planogram.csv``, ...),
   header row first; scoring weights of a site go in ``weight.NAME`` columns.
 
 An import is checked whole before anything is written: every bad value is reported with
 its file, line and field, references (a slot's product and machine site, a van's depot)
 must exist in the files or in the database, and then one transaction writes it.
-Products, depots, vans and sites are replaced by key; a machine's planogram is replaced
-as a whole by the slots the import lists for it.
+Products, depots, vans, locations and sites are replaced by key; a machine's planogram is
+replaced as a whole by the slots the import lists for it.
+
+A site's ``location_id`` need not name a ``[[locations]]`` row (it then reads as an
+implicit location). A location's ``route_id`` is its units' route: a site at it that
+names no route takes it (written into the site, so the planner's ``--route`` sees it), and
+a site naming another route is refused, since a store's units are visited together.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, select
+from sqlalchemy import Connection, Engine, Table, delete, select, update
 
 from fleet.planning.masterdata_fields import (
     BY_NAME,
     DEPOTS,
     ENTITIES,
+    LOCATIONS,
     PLANOGRAM,
     PRODUCTS,
     REQUIRED,
@@ -45,6 +52,7 @@ from fleet.planning.masterdata_fields import (
     row_checks,
 )
 from fleet.planning.model import PlanningError
+from fleet.store.location_models import locations
 from fleet.store.planning_models import depots, machine_sites, planogram_slots, products, vans
 
 TABLES: dict[str, Table] = {
@@ -52,6 +60,7 @@ TABLES: dict[str, Table] = {
     "planogram": planogram_slots,
     "depots": depots,
     "vans": vans,
+    "locations": locations,
     "sites": machine_sites,
 }
 MAX_REPORTED = 50
@@ -90,7 +99,9 @@ class MasterData:
     )
 
     def counts(self) -> dict[str, int]:
-        return {name: len(items) for name, items in self.rows.items()}
+        """Rows per entity the files gave (every entity, with 0, when they gave none)."""
+        given = {name: len(items) for name, items in self.rows.items() if items}
+        return given or dict.fromkeys(self.rows, 0)
 
 
 # --- reading files ---------------------------------------------------------------------
@@ -283,8 +294,47 @@ def _check_references(conn: Connection, data: MasterData) -> None:
     for origin, row in data.rows["vans"]:
         if row["depot_id"] not in depot_ids:
             problems.append(f"{origin}: field depot: unknown depot {row['depot_id']!r}")
+    problems += _route_conflicts(conn, data)
     if problems:
         raise MasterDataError(problems)
+
+
+def _route_conflicts(conn: Connection, data: MasterData) -> list[str]:
+    """Sites whose route differs from their location's, where either is being imported."""
+    loc_route: dict[str, str | None] = {
+        r.id: r.route_id for r in conn.execute(select(locations.c.id, locations.c.route_id))
+    }
+    loc_origin: dict[str, Origin] = {}
+    for origin, row in data.rows["locations"]:
+        loc_route[row["id"]] = row["route_id"]
+        loc_origin[row["id"]] = origin
+    site_at: dict[str, tuple[str | None, str | None, Origin | None]] = {
+        r.machine_id: (r.location_id, r.route_id, None)
+        for r in conn.execute(
+            select(
+                machine_sites.c.machine_id, machine_sites.c.location_id, machine_sites.c.route_id
+            )
+        )
+    }
+    for origin, row in data.rows["sites"]:
+        site_at[row["machine_id"]] = (row["location_id"], row["route_id"], origin)
+    problems = []
+    for machine, (location, route, given_at) in sorted(site_at.items()):
+        wanted = loc_route.get(location) if location else None
+        if route is None or wanted is None or route == wanted:
+            continue
+        if given_at is not None:
+            problems.append(
+                f"{given_at}: field route_id: {route!r} differs from route {wanted!r} of its "
+                f"location {location!r} (a location's units share one route)"
+            )
+        elif location in loc_origin:
+            problems.append(
+                f"{loc_origin[location]}: field route_id: {wanted!r} differs from route "
+                f"{route!r} of the stored site {machine!r} (import that site too, with the "
+                "same route)"
+            )
+    return problems
 
 
 def _write(conn: Connection, data: MasterData) -> None:
@@ -303,6 +353,30 @@ def _write(conn: Connection, data: MasterData) -> None:
                 conn.execute(delete(table).where(table.c[key].in_(chunk)))
         for chunk in _chunks(rows):
             conn.execute(table.insert(), list(chunk))
+    _inherit_routes(conn, data)
+
+
+def _inherit_routes(conn: Connection, data: MasterData) -> None:
+    """Sites at a location that has a route, and name none themselves, take its route."""
+    touched = {row["id"] for _, row in data.rows["locations"]}
+    touched |= {row["location_id"] for _, row in data.rows["sites"] if row["location_id"]}
+    if not touched:
+        return
+    routed = [
+        row
+        for chunk in _chunks(sorted(touched))
+        for row in conn.execute(
+            select(locations.c.id, locations.c.route_id).where(
+                locations.c.id.in_(chunk), locations.c.route_id.is_not(None)
+            )
+        )
+    ]
+    for location_id, route_id in routed:
+        conn.execute(
+            update(machine_sites)
+            .where(machine_sites.c.location_id == location_id, machine_sites.c.route_id.is_(None))
+            .values(route_id=route_id)
+        )
 
 
 def _chunks(items: Sequence[Any], size: int = 500) -> Iterable[Sequence[Any]]:
@@ -384,6 +458,7 @@ ENTITY_NAMES = tuple(e.name for e in ENTITIES)
 __all__ = [
     "DEPOTS",
     "ENTITY_NAMES",
+    "LOCATIONS",
     "PLANOGRAM",
     "PRODUCTS",
     "SITES",

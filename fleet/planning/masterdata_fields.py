@@ -7,6 +7,7 @@ with words an operator understands; the caller adds the file, line and field.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -14,9 +15,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from datetime import time
 from typing import Any
+from zoneinfo import available_timezones
 
 from fleet.planning.model import CapacityUnit, PackRule
 from fleet.planning.scoring import ScoringWeights
+from fleet.store.location_models import LocationKind
 
 
 class FieldValueError(ValueError):
@@ -137,6 +140,31 @@ def clock(value: object) -> int:
     raise FieldValueError(f'expected a time of day "HH:MM" (00:00..24:00), got {_shown(value)}')
 
 
+_SHORT = text(64)
+_SHORT_REQUIRED = text(64, empty_ok=False)
+
+
+def optional_id(value: object) -> str | None:
+    """A reference to another row by id; blank means none (TOML ``""`` as a CSV empty cell)."""
+    parsed = _SHORT(value)
+    return parsed if isinstance(parsed, str) and parsed else None
+
+
+def timezone(value: object) -> str:
+    """An IANA time zone name this system knows, such as ``Asia/Ho_Chi_Minh``."""
+    name = str(_SHORT_REQUIRED(value))
+    if name not in _zones():  # a set lookup: ZoneInfo() would open any file under TZPATH
+        raise FieldValueError(
+            f"unknown time zone {_shown(name)} (expected a name such as Asia/Ho_Chi_Minh)"
+        )
+    return name
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
 def currency(value: object) -> str:
     if isinstance(value, str) and re.fullmatch(r"[A-Z]{3}", value.strip()):
         return value.strip()
@@ -182,6 +210,7 @@ ID = text(64, empty_ok=False)
 PACK_RULES = tuple(rule.value for rule in PackRule)
 CAPACITY_UNITS = tuple(unit.value for unit in CapacityUnit)
 MONEY = integer(0, 10**15)
+LOCATION_KINDS = tuple(kind.value for kind in LocationKind)
 
 PRODUCTS = EntitySpec(
     "products",
@@ -242,6 +271,21 @@ VANS = EntitySpec(
         FieldSpec("currency", "currency", currency),
     ),
 )
+LOCATIONS = EntitySpec(
+    "locations",
+    "locations",
+    ("id",),
+    (
+        FieldSpec("id", "id", ID, help="location code; sites name it in location_id"),
+        FieldSpec("name", "name", text(), ""),
+        FieldSpec("kind", "kind", choice(LOCATION_KINDS), LocationKind.SITE.value),
+        FieldSpec("address", "address", text(), ""),
+        FieldSpec("lat", "lat", decimal(-90.0, 90.0), None),
+        FieldSpec("lon", "lon", decimal(-180.0, 180.0), None),
+        FieldSpec("timezone", "timezone", timezone, None),
+        FieldSpec("route_id", "route_id", optional_id, None),
+    ),
+)
 SITES = EntitySpec(
     "sites",
     "machine_sites",
@@ -255,14 +299,14 @@ SITES = EntitySpec(
         FieldSpec("access_end", "access_end_min", clock, 24 * 60),
         FieldSpec("service_fixed_min", "service_fixed_min", decimal(0.0, 24 * 60.0), 10.0),
         FieldSpec("service_per_unit_s", "service_per_unit_s", decimal(0.0, 3600.0), 4.0),
-        FieldSpec("location_id", "location_id", text(64), None),
-        FieldSpec("route_id", "route_id", text(64), None),
+        FieldSpec("location_id", "location_id", optional_id, None),
+        FieldSpec("route_id", "route_id", optional_id, None),
         FieldSpec("has_telemetry", "has_telemetry", boolean, default=True),
         FieldSpec("weights", "score_weights", weights, None),
     ),
     aliases=("machine_sites",),
 )
-ENTITIES = (PRODUCTS, DEPOTS, VANS, SITES, PLANOGRAM)
+ENTITIES = (PRODUCTS, DEPOTS, VANS, LOCATIONS, SITES, PLANOGRAM)
 BY_NAME = {e.name: e for e in ENTITIES}
 WEIGHT_PREFIX = "weight."  # CSV column prefix for per-machine scoring weights
 
@@ -282,6 +326,9 @@ def row_checks(entity: EntitySpec, row: Mapping[str, Any]) -> list[tuple[str, st
         out.append(("shift_end", "shift ends before it starts"))
     elif entity is SITES and row["access_end_min"] < row["access_start_min"]:
         out.append(("access_end", "access ends before it starts"))
+    elif entity is LOCATIONS and (row["lat"] is None) != (row["lon"] is None):
+        missing = "lon" if row["lon"] is None else "lat"
+        out.append((missing, "give lat and lon together, or neither"))
     return out
 
 

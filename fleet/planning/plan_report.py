@@ -4,16 +4,23 @@ Times are ISO 8601 in the planning time zone (with the offset), distances in met
 money in integer minor units. The CSV files are flat views of the same document:
 visits.csv (every chosen machine, routed or dropped), routes.csv (one row per van),
 picklists.csv (one row per selection to load) and van_totals.csv (the warehouse pick).
+
+``stores`` rolls the pick lists up per location (fleet.locations): a store's units are
+served on one visit, so the crew needs the store's total per product, and should know
+when the routes split a store's units over vans or non-consecutive stops (the planner
+routes every machine as its own stop).
 """
 
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fleet.locations import LocationRef
 from fleet.planning.picklists import PickLine
 from fleet.planning.plan import DayPlan, StopSheet, VanSheet
 from fleet.planning.scoring import MachineScore
@@ -100,10 +107,20 @@ def plan_document(
     timezone: str,
     routes: Mapping[str, str] | None = None,
     notes: Sequence[str] = (),
+    locations: Mapping[str, LocationRef] | None = None,
 ) -> dict[str, Any]:
-    """The whole plan as plain JSON-ready values."""
+    """The whole plan as plain JSON-ready values. ``locations`` (from
+    `fleet.locations.machine_locations`) groups machines into stores; a machine it does not
+    place is its own site."""
     route_of = routes or {}
     chosen = [s for s in plan.scores if s.chosen]
+    stores = store_rollup(plan, locations or {})
+    split = [
+        f"store {s['location_id']}: its units are visited apart ({_visit_list(s)}); "
+        "the planner routes each unit as its own stop"
+        for s in stores
+        if not s["together"]
+    ]
     return {
         "day": plan.day.isoformat(),
         "made_at": _iso(plan.made_at),
@@ -126,9 +143,77 @@ def plan_document(
             {"machine_id": d.stop_id, "required": d.required, "reason": d.reason}
             for d in plan.dropped
         ],
+        "stores": stores,
         "problems": [str(p) for p in plan.problems],
-        "notes": list(notes),
+        "notes": [*notes, *split],
     }
+
+
+def store_rollup(plan: DayPlan, locations: Mapping[str, LocationRef]) -> list[dict[str, Any]]:
+    """Per location with a chosen machine: its routed units in visit order, the dropped
+    ones, the visits, and the pick summed per product; by location id."""
+    names = {t.sku: t.name for van in plan.vans for t in van.totals}
+    groups: dict[str, dict[str, Any]] = {}
+
+    def group(machine_id: str) -> dict[str, Any]:
+        ref = locations.get(machine_id)
+        key = ref.location_id if ref is not None else machine_id
+        if key not in groups:
+            groups[key] = {
+                "location_id": key,
+                "name": ref.name if ref is not None else "",
+                "kind": ref.kind if ref is not None else "site",
+                "machines": [],
+                "dropped": [],
+                "visits": [],
+                "units": 0,
+                "picks": Counter(),
+            }
+        return groups[key]
+
+    for van in plan.vans:
+        for number, stop in enumerate(van.stops, start=1):
+            g = group(stop.machine_id)
+            g["machines"].append(stop.machine_id)
+            g["visits"].append(
+                {
+                    "van_id": van.van_id,
+                    "stop": number,
+                    "machine_id": stop.machine_id,
+                    "arrival": _iso(stop.arrival),
+                }
+            )
+            g["units"] += stop.picks.units
+            for line in stop.picks.lines:
+                if line.quantity:
+                    g["picks"][line.sku] += line.quantity
+    for dropped in plan.dropped:
+        group(dropped.stop_id)["dropped"].append(dropped.stop_id)
+    out = []
+    for key in sorted(groups):
+        g = groups[key]
+        picks: Counter[str] = g.pop("picks")
+        g["together"] = _together(g["visits"]) and not (g["dropped"] and g["machines"])
+        g["picks"] = [
+            {"sku": sku, "name": names.get(sku, ""), "units": units}
+            for sku, units in sorted(picks.items())
+        ]
+        out.append(g)
+    return out
+
+
+def _together(visits: Sequence[Mapping[str, Any]]) -> bool:
+    """One van, consecutive stops (a lone machine trivially so)."""
+    if len({v["van_id"] for v in visits}) > 1:
+        return False
+    stops = sorted(v["stop"] for v in visits)
+    return stops == list(range(stops[0], stops[0] + len(stops))) if stops else True
+
+
+def _visit_list(store: Mapping[str, Any]) -> str:
+    seen = [f"{v['machine_id']} van {v['van_id']} stop {v['stop']}" for v in store["visits"]]
+    seen += [f"{m} not routed" for m in store["dropped"]]
+    return ", ".join(seen)
 
 
 def csv_tables(document: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
