@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from controller.journal import Journal
 from drivers.dispenser import Dispenser, DispenserError
@@ -28,6 +29,15 @@ CHANGER_WAIT = 15.0  # seconds a payout waits for a re-initialising changer
 Submit = Callable[[i.VendInput], Awaitable[object]]
 
 
+@dataclass(frozen=True, slots=True)
+class DispensingUnit:
+    """One motor board (a tower, a cabinet section) with its own link."""
+
+    name: str
+    dispenser: Dispenser
+    vend_timeout: float
+
+
 class Actuator:
     def __init__(
         self,
@@ -36,21 +46,24 @@ class Actuator:
         changer: ChangerMaster | None,
         bill: BillValidatorMaster | None,
         readers: Sequence[CashlessMaster],
-        dispenser: Dispenser,
+        units: Sequence[DispensingUnit],
         submit: Submit,
         wake_bus: Callable[[], None],
         show: Callable[[o.Show], None],
-        vend_timeout: float,
+        unit_of: Callable[[str], str] | None = None,
     ) -> None:
+        """``units``: the first is the default; ``unit_of`` maps a selection code to its
+        unit's name for selections that do not name one (e.g. a fleet planogram)."""
         self.journal = journal
         self.changer = changer
         self.bill = bill
         self.readers = {r.address: r for r in readers}
-        self.dispenser = dispenser
+        self.units: Mapping[str, DispensingUnit] = {u.name: u for u in units}
+        self.default_unit = units[0]
+        self.unit_of = unit_of or (lambda _code: self.default_unit.name)
         self.submit = submit
         self.wake_bus = wake_bus
         self.show = show
-        self.vend_timeout = vend_timeout
         self.acceptance: o.SetAcceptance | None = None
         self.payout_id: int | None = None  # the session payout the changer is working on
         self.tasks: set[asyncio.Task[None]] = set()
@@ -77,6 +90,12 @@ class Actuator:
                 self._payout(out)
             case o.RequestCardVend(reader=r, price=price, item_number=item):
                 self.readers[r].vend_request(price, item)
+            case o.RequestCardRefund(reader=r, amount=amount, item_number=item):
+                try:
+                    self.readers[r].negative_vend_request(amount, item)
+                except MdbError as exc:  # the basket must not wait for an answer never asked
+                    log.warning("negative vend of %s refused: %s", amount, exc)
+                    self._spawn(self.submit(i.CardVendDenied(reader=r)))
             case o.CancelCardVend(reader=r):
                 self.readers[r].vend_cancel()
             case o.ConfirmCardVend(reader=r, item_number=item):
@@ -149,16 +168,23 @@ class Actuator:
 
     # --- dispensing ------------------------------------------------------------------------
 
+    def unit(self, name: str, code: str) -> DispensingUnit:
+        """The unit a vend goes to: the one named, else the code's, else the first."""
+        return self.units.get(name) or self.units.get(self.unit_of(code)) or self.default_unit
+
     async def _dispense(self, out: o.Dispense) -> None:
-        self.journal.set_meta(f"vend.{out.vend_id}.board_boot", str(self.dispenser.board_boot))
+        unit = self.unit(out.unit, out.code)
+        # Which board, and which of its lives, got this vend id: what recovery asks.
+        self.journal.set_meta(f"vend.{out.vend_id}.unit", unit.name)
+        self.journal.set_meta(f"vend.{out.vend_id}.board_boot", str(unit.dispenser.board_boot))
         try:
-            result = await self.dispenser.vend(out.motor, out.vend_id, timeout=self.vend_timeout)
+            result = await unit.dispenser.vend(out.motor, out.vend_id, timeout=unit.vend_timeout)
             outcome, delivery, oos = result.outcome, result.delivery, result.out_of_service
         except DispenserError as exc:
-            log.warning("dispenser failed on vend %s: %s", out.vend_id, exc)
+            log.warning("dispenser %s failed on vend %s: %s", unit.name, out.vend_id, exc)
             outcome, delivery, oos = VendOutcome.BOARD_TIMEOUT, Delivery.UNRESOLVED, False
         if delivery is Delivery.UNRESOLVED:
-            outcome, delivery, oos = await self.resolve(out.vend_id)
+            outcome, delivery, oos = await self.resolve(out.vend_id, out.code)
         await self.submit(
             i.DispenseFinished(
                 vend_id=out.vend_id,
@@ -168,18 +194,21 @@ class Actuator:
             )
         )
 
-    async def resolve(self, vend_id: int, attempts: int = 3) -> tuple[VendOutcome, Delivery, bool]:
-        """Ask the board what became of ``vend_id`` until it can say for sure.
+    async def resolve(
+        self, vend_id: int, code: str, attempts: int = 3
+    ) -> tuple[VendOutcome, Delivery, bool]:
+        """Ask the board that got ``vend_id`` what became of it until it can say for sure.
 
         If it never can (board gone, or it lost its memory), the customer is not
         charged and the selection waits for a person: a free product is a smaller
         wrong than a charge for nothing.
         """
+        unit = self.unit(self.journal.get_meta(f"vend.{vend_id}.unit") or "", code)
         boot = self.journal.get_meta(f"vend.{vend_id}.board_boot")
         since = int(boot) if boot and boot != "None" else None
         for attempt in range(attempts):
             try:
-                result = await self.dispenser.query(vend_id, since_boot=since)
+                result = await unit.dispenser.query(vend_id, since_boot=since)
             except DispenserError as exc:
                 log.warning("query of vend %s failed (%s), attempt %d", vend_id, exc, attempt + 1)
                 await asyncio.sleep(1.0)

@@ -226,6 +226,12 @@ class CommandProcessor:
         if a.currency != self.machine.config.machine.currency:
             await self._ack(cmd, AckOutcome.REJECTED, f"machine sells in {self._currency}", meta)
             return
+        # The fleet's planogram does not know the units: a selection stays on the unit
+        # machine.toml puts it on (new codes: the first unit).
+        config = self.machine.config
+        first = config.units[0].name
+        by_code = {e.code: config.unit_of(e) for e in config.selection}
+        single = len(config.units) == 1
         try:
             selections = tuple(
                 Selection(
@@ -236,6 +242,7 @@ class CommandProcessor:
                     par=e.par,
                     motor=e.motor,
                     item_number=e.item_number or n + 1,
+                    unit="" if single else by_code.get(e.code, first),
                 )
                 for n, e in enumerate(a.selections)
             )
@@ -360,7 +367,7 @@ def _ack(command_id: str, name: str, outcome: AckOutcome, detail: str = "") -> C
 
 def _planogram_problem(selections: tuple[Selection, ...]) -> str | None:
     codes = [s.code for s in selections]
-    motors = [s.motor for s in selections]
+    motors = [(s.unit, s.motor) for s in selections]
     if len(set(codes)) != len(codes):
         return "selection codes repeat"
     if len(set(motors)) != len(motors):

@@ -13,6 +13,15 @@ Example::
     [dispenser]
     url = "serial:///dev/ttyUSB0?baudrate=19200"
 
+    # or several dispensing units (automated stores), each selection naming its unit:
+    # [[dispenser]]
+    # name = "tower-1"
+    # url = "serial:///dev/ttyUSB0?baudrate=19200"
+    # [[dispenser]]
+    # name = "tower-2"
+    # url = "serial:///dev/ttyUSB1?baudrate=19200"
+    # vend_timeout = 20
+
     [telemetry]                 # optional: without it events queue in the outbox unsent
     broker = "mqtt://mqtt.example.net:1883"   # username = machine id
     password = "..."
@@ -88,7 +97,13 @@ class MdbSection(_Section):
     changer: bool = True
 
 
+UNIT_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$"
+
+
 class DispenserSection(_Section):
+    """One dispensing unit: a motor board on its own link with its own planogram section."""
+
+    name: str = Field(default="main", pattern=UNIT_NAME)
     url: str
     vend_timeout: float = Field(default=15.0, gt=0)
 
@@ -100,6 +115,9 @@ class PanelSection(_Section):
 class PolicySection(_Section):
     credit_timeout: float = Field(default=0.0, ge=0, description="seconds; 0 keeps credit")
     card_session_timeout: float = Field(default=60.0, gt=0)
+    basket_timeout: float = Field(
+        default=120.0, gt=0, description="seconds an untouched basket waits before it is cleared"
+    )
 
 
 MIN_COMMAND_KEY_BYTES = 16
@@ -245,6 +263,7 @@ class SelectionEntry(_Section):
     par: int = Field(ge=0)
     motor: int = Field(ge=0, le=255)
     item_number: int | None = Field(default=None, ge=0, le=0xFFFE)
+    unit: str | None = Field(default=None, description="dispensing unit; default the first")
 
     @model_validator(mode="after")
     def _par_fits(self) -> SelectionEntry:
@@ -256,7 +275,8 @@ class SelectionEntry(_Section):
 class MachineConfig(_Section):
     machine: MachineSection
     mdb: MdbSection
-    dispenser: DispenserSection
+    # ``[dispenser]`` (one unit) or ``[[dispenser]]`` (several); held as a tuple either way.
+    dispenser: tuple[DispenserSection, ...]
     panel: PanelSection = PanelSection()
     policy: PolicySection = PolicySection()
     telemetry: TelemetrySection | None = None
@@ -265,16 +285,30 @@ class MachineConfig(_Section):
     config_version: str = "1"
     format: Literal[1] = 1
 
+    @field_validator("dispenser", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: object) -> object:
+        return [value] if isinstance(value, dict | DispenserSection) else value
+
     @model_validator(mode="after")
     def _unique(self) -> MachineConfig:
         codes = [s.code for s in self.selection]
         dup = {c for c in codes if codes.count(c) > 1}
         if dup:
             raise ValueError(f"selection codes repeat: {', '.join(sorted(dup))}")
-        motors = [s.motor for s in self.selection]
+        names = [u.name for u in self.units]
+        if not names:
+            raise ValueError("dispenser: at least one unit is needed")
+        if len(set(names)) != len(names):
+            raise ValueError(f"dispenser names repeat: {', '.join(sorted(names))}")
+        unknown = {s.unit for s in self.selection if s.unit is not None and s.unit not in names}
+        if unknown:
+            raise ValueError(f"selections name unknown dispensers: {', '.join(sorted(unknown))}")
+        motors = [(self.unit_of(s), s.motor) for s in self.selection]
         dup_m = {m for m in motors if motors.count(m) > 1}
         if dup_m:
-            raise ValueError(f"motors used twice: {', '.join(map(str, sorted(dup_m)))}")
+            where = ", ".join(f"{m}" if len(names) == 1 else f"{u}:{m}" for u, m in sorted(dup_m))
+            raise ValueError(f"motors used twice: {where}")
         if self.receipts is not None:
             try:
                 ZoneInfo(self.machine.timezone)
@@ -284,8 +318,17 @@ class MachineConfig(_Section):
                 ) from None
         return self
 
+    @property
+    def units(self) -> tuple[DispenserSection, ...]:
+        """Every dispensing unit, the first being the default (one for ``[dispenser]``)."""
+        return self.dispenser
+
+    def unit_of(self, entry: SelectionEntry) -> str:
+        return entry.unit or self.units[0].name
+
     def selections(self) -> tuple[Selection, ...]:
         cur = self.machine.currency
+        single = len(self.units) == 1  # one board: the journal keeps the old, unit-less form
         return tuple(
             Selection(
                 code=s.code,
@@ -295,6 +338,7 @@ class MachineConfig(_Section):
                 par=s.par,
                 motor=s.motor,
                 item_number=s.item_number if s.item_number is not None else n + 1,
+                unit="" if single else self.unit_of(s),
             )
             for n, s in enumerate(self.selection)
         )

@@ -56,6 +56,51 @@ class FrontPanel:
     async def _cmd_status(self, _request: dict[str, Any]) -> dict[str, Any]:
         return self.machine.status()
 
+    # --- basket (automated stores) -------------------------------------------------------
+
+    def _basket_answer(self) -> dict[str, Any]:
+        """The display and the basket: its lines while building, then every item's outcome."""
+        return {**self.machine.display(), "basket": self.machine.basket_view()}
+
+    async def _basket_submit(self, event: i.VendInput) -> dict[str, Any]:
+        if self.service_mode:
+            raise PanelError("machine is in service")
+        await self._submit(event)
+        return self._basket_answer()
+
+    @staticmethod
+    def _quantity(request: dict[str, Any], default: int | None) -> int | None:
+        quantity = request.get("quantity", default)
+        if quantity is None:
+            return None
+        if not isinstance(quantity, int) or isinstance(quantity, bool) or not 1 <= quantity <= 99:
+            raise PanelError("quantity must be an integer from 1 to 99")
+        return quantity
+
+    async def _cmd_basket_add(self, request: dict[str, Any]) -> dict[str, Any]:
+        quantity = self._quantity(request, 1)
+        assert quantity is not None
+        return await self._basket_submit(
+            i.BasketItemAdded(code=self._code(request), quantity=quantity)
+        )
+
+    async def _cmd_basket_remove(self, request: dict[str, Any]) -> dict[str, Any]:
+        quantity = self._quantity(request, None)
+        return await self._basket_submit(
+            i.BasketItemRemoved(code=self._code(request), quantity=quantity)
+        )
+
+    async def _cmd_basket_clear(self, _request: dict[str, Any]) -> dict[str, Any]:
+        return await self._basket_submit(i.BasketCleared())
+
+    async def _cmd_basket(self, _request: dict[str, Any]) -> dict[str, Any]:
+        return self._basket_answer()
+
+    async def _cmd_checkout(self, _request: dict[str, Any]) -> dict[str, Any]:
+        return await self._basket_submit(i.CheckoutRequested())
+
+    _cmd_basket_pay = _cmd_checkout
+
     # --- service -----------------------------------------------------------------------
 
     async def _cmd_service_open(self, _request: dict[str, Any]) -> dict[str, Any]:

@@ -21,13 +21,13 @@ import json
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from controller.actuator import Actuator
+from controller.actuator import Actuator, DispensingUnit
 from controller.bus import BusRunner
 from controller.commands import CommandProcessor, config_version_in_force, fleet_keeps_planogram
 from controller.config import MachineConfig
@@ -45,6 +45,7 @@ from drivers.link.base import MdbLink, open_link
 from protocols.mdb import changer as chg
 from protocols.mdb.bill import BillValidatorMaster
 from protocols.mdb.cashless import CashlessMaster
+from protocols.mdb.cashless.answers import FEATURE_NEGATIVE_VEND
 from protocols.mdb.changer import ChangerMaster
 from protocols.mdb.device import DeviceMaster
 from protocols.mdb.events import DeviceFault, DeviceOffline, DeviceOnline, MdbEvent
@@ -82,8 +83,11 @@ class Machine:
         *,
         mdb_link: MdbLink | None = None,
         dispenser: Dispenser | None = None,
+        dispensers: Mapping[str, Dispenser] | None = None,
         wall_clock: Clock = _utcnow,
     ) -> None:
+        """``dispenser`` replaces the first unit's board, ``dispensers`` any unit's by name
+        (tests and benchmarks); the others are opened from their configured URLs."""
         self.config = config
         self.data_dir = config.data_path(base_dir)
         self.wall = wall_clock
@@ -91,7 +95,16 @@ class Machine:
         self.journal = Journal(self.data_dir / "journal.sqlite")
         self.session = VendSession(cur.code)
         self.link = mdb_link or open_link(config.mdb.url)
-        self.dispenser = dispenser or open_dispenser(config.dispenser.url)
+        given = dict(dispensers or {})
+        first = config.units[0]
+        if dispenser is not None:
+            given[first.name] = dispenser
+        self.units = [
+            DispensingUnit(u.name, given.get(u.name) or open_dispenser(u.url), u.vend_timeout)
+            for u in config.units
+        ]
+        self.dispenser = self.units[0].dispenser  # the first (often the only) board
+        units_by_code = {s.code: config.unit_of(s) for s in config.selection}
         self.changer = ChangerMaster(cur) if config.mdb.changer else None
         self.bill = BillValidatorMaster(cur) if config.mdb.bill_validator else None
         self.readers = [CashlessMaster(cur, address=a) for a in config.mdb.cashless_readers]
@@ -106,11 +119,11 @@ class Machine:
             changer=self.changer,
             bill=self.bill,
             readers=self.readers,
-            dispenser=self.dispenser,
+            units=self.units,
             submit=self.submit,
             wake_bus=self.runner.wake,
             show=self._show,
-            vend_timeout=config.dispenser.vend_timeout,
+            unit_of=lambda code: units_by_code.get(code, first.name),
         )
         self.lock = asyncio.Lock()
         self.outbox = OutboxMapper(cur.code)
@@ -246,8 +259,18 @@ class Machine:
         bills: tuple[tuple[int, Money], ...] = ()
         if self.bill is not None and self.bill.is_ready:
             bills = tuple(sorted(self.bill.bill_values.items()))
-        readers = tuple(r.address for r in self.readers if r.is_ready)
-        await self.submit(i.AcceptorsConfigured(coins=coins, bills=bills, card_readers=readers))
+        ready = [r for r in self.readers if r.is_ready]
+        await self.submit(
+            i.AcceptorsConfigured(
+                coins=coins,
+                bills=bills,
+                card_readers=tuple(r.address for r in ready),
+                refund_readers=tuple(
+                    r.address for r in ready if r.features & FEATURE_NEGATIVE_VEND
+                ),
+                multivend_readers=tuple(r.address for r in ready if r.multivend_capable),
+            )
+        )
         await self._tubes_read()
 
     async def _tubes_read(self) -> None:
@@ -275,6 +298,11 @@ class Machine:
             "currency": self.session.currency,
         }
 
+    def basket_view(self) -> dict[str, Any] | None:
+        """The basket being built or settled, else the last one (what failed, for the panel)."""
+        basket = self.session.basket or self.session.last_basket
+        return None if basket is None else basket.view()
+
     def status(self) -> dict[str, Any]:
         s = self.session
         acceptance = s.acceptance
@@ -301,6 +329,8 @@ class Machine:
                 for code, st in s.selections.items()
             ],
             "counters": s.counters.model_dump(),
+            "basket": self.basket_view(),
+            "units": [u.name for u in self.units],
             "invariant_violations": s.invariant_violations(),
             "telemetry": None
             if self.telemetry is None
@@ -358,9 +388,10 @@ class Machine:
             self.runner.wake()
 
     async def clear_motor_fault(self, code: str) -> None:
-        motor = self.session.selections[code].selection.motor
+        selection = self.session.selections[code].selection
+        unit = self.actuator.unit(selection.unit, code)
         with contextlib.suppress(Exception):
-            await self.dispenser.reset_fault(motor)
+            await unit.dispenser.reset_fault(selection.motor)
 
     # --- life cycle ---------------------------------------------------------------------
 
@@ -380,7 +411,8 @@ class Machine:
         if self.journal.last_seq() == 0:
             await self.submit(i.JournalStarted(id_base=secrets.randbelow(2**31) + 1))
         await self._load_planogram()
-        await self.dispenser.open()
+        for unit in self.units:
+            await unit.dispenser.open()
         await self.link.open()
         await self.panel.start()
         try:
@@ -401,7 +433,8 @@ class Machine:
         finally:
             await self.panel.close()
             await self.link.close()
-            await self.dispenser.close()
+            for unit in self.units:
+                await unit.dispenser.close()
             self.journal.close()
             log.info("stopped")
         if self.exit_code is not None:
@@ -437,3 +470,11 @@ class Machine:
                 await self.submit(i.ReturnRequested(reason="credit timeout"))
             elif s.card is not None and not s.card.requested and idle > policy.card_session_timeout:
                 await self.submit(i.ReturnRequested(reason="card session timeout"))
+            elif (
+                s.basket is not None
+                and not s.basket.active
+                and not s.credit
+                and s.card is None
+                and idle > policy.basket_timeout
+            ):
+                await self.submit(i.BasketCleared())  # a customer walked away from it

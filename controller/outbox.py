@@ -6,6 +6,9 @@ produced) and returns the bodies to queue in the same journal transaction:
 
 * a delivered vend -> ``sale`` (cash tender or cashless reader), a stock change;
 * a cashless vend not delivered -> ``refund`` (cashless_failed_vend);
+* a basket settled -> one ``sale`` whose ``lines`` are the delivered items (one
+  e-receipt lists them all), ``refund`` cashless_failed_vend for card money given back
+  for undelivered items (``iou`` if the reader refused it); a stock change per item;
 * a payout -> ``cash`` change_payout or ``refund`` cash_refund, a short payout -> ``refund`` iou;
 * tubes filled / emptied by hand -> ``cash`` tube_fill / tube_payout;
 * any change to a selection's stock, price or service state -> ``stock`` change;
@@ -44,6 +47,7 @@ from protocols.telemetry import (
     RefundBody,
     RefundKind,
     SaleBody,
+    SaleLine,
     SelectionStock,
     ServiceAction,
     ServiceActionEntry,
@@ -137,6 +141,7 @@ class OutboxMapper:
             self._tender(event, session)  # reported with the sale, not on its own
         if isinstance(event, i.DispenseFinished):
             out += self._vend_result(event, outputs, before)
+        out += self._basket_results(outputs)
         if isinstance(event, i.PayoutFinished):
             out += self._payout_result(event, outputs, before)
         if isinstance(event, i.TubesFilled | i.TubesEmptied):
@@ -166,6 +171,8 @@ class OutboxMapper:
         vend = before.vend
         if vend is None or vend.vend_id != event.vend_id:
             return []  # a verdict the session already had
+        if vend.basket is not None:
+            return []  # a basket reports once, when it settles (_basket_results)
         out: list[Body] = []
         for fact in outputs:
             if isinstance(fact, o.Sale):
@@ -217,6 +224,49 @@ class OutboxMapper:
             settled=sale.settled,
             cash=cash,
         )
+
+    def _basket_results(self, outputs: Result) -> list[Body]:
+        out: list[Body] = []
+        for fact in outputs:
+            if isinstance(fact, o.BasketSold):
+                out.append(self._basket_sale(fact))
+            elif isinstance(fact, o.BasketRefunded):
+                out.append(
+                    RefundBody(
+                        kind=RefundKind.IOU if fact.owed else RefundKind.CASHLESS_FAILED_VEND,
+                        amount=fact.amount.minor,
+                        currency=fact.amount.currency,
+                        vend_id=fact.basket_id,
+                        reason=f"basket: {fact.reason}",
+                    )
+                )
+        return out
+
+    def _basket_sale(self, sold: o.BasketSold) -> SaleBody:
+        first = sold.lines[0]
+        count = sum(line.quantity for line in sold.lines)
+        single = len(sold.lines) == 1 and count == 1
+        body = self._sale(
+            o.Sale(
+                sold.basket_id,
+                first.code,
+                first.product if single else f"{count} items",
+                sold.total,
+                sold.method,
+                sold.reader,
+                sold.settled,
+            )
+        )
+        lines = [
+            SaleLine(
+                selection=line.code,
+                product=line.product,
+                quantity=line.quantity,
+                unit_price=line.unit_price.minor,
+            )
+            for line in sold.lines
+        ]
+        return body.model_copy(update={"lines": lines})
 
     def _payout_result(
         self, event: i.PayoutFinished, outputs: Result, before: Before

@@ -6,7 +6,11 @@ panel`` all speak it. Requests carry a ``cmd``; every request gets one answer li
 ``{"cmd": "watch"}`` then also receive every display update as
 ``{"event": "display", "message": ..., "credit": ...}``.
 
-Customer commands: ``select {code}``, ``cancel``, ``status``.
+Customer commands: ``select {code}``, ``cancel``, ``status``; baskets (automated
+stores): ``basket_add {code, quantity?}``, ``basket_remove {code, quantity?}``,
+``basket_clear``, ``basket`` (show), ``checkout`` (alias ``basket_pay``): pay the total
+once, then the items are dispensed one by one; ``basket`` then lists each item's
+outcome (delivered, failed, skipped).
 Service commands (door open only): ``service_open``, ``service_close``,
 ``fill {code?, count?}``, ``test_vend {code}``, ``cash_collect``, ``tube_fill
 {coin_type, count}``, ``tube_payout {coin_type, count}``, ``out_of_service {code,

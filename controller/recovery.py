@@ -6,13 +6,16 @@ recovered from too:
 1. a card session cannot survive our restart (the reader is reset by our init), so
    it is ended; a card vend in flight is settled by step 3 without a charge;
 2. a bill held in escrow is returned by the validator's reset;
-3. a vend in flight is resolved by asking the board about its vend id: delivered
-   means a sale, never a second dispense; anything the board cannot vouch for is
-   not charged and the selection waits for a person;
+3. a basket being dispensed is stopped after its item in flight (nothing more is
+   dispensed; what was paid for the rest is given back when it settles); a vend in
+   flight -- a single vend or the basket's item -- is resolved by asking the board
+   of its unit about its vend id: delivered means a sale, never a second dispense;
+   anything the board cannot vouch for is not charged and the selection waits for a
+   person;
 4. a payout in flight is settled from the tube counts before (in the session, deposits
    since included) and now;
    the rest is paid again if the changer is back, otherwise it becomes an IOU;
-5. only then may the board accept new vends (its RESET flag is acknowledged).
+5. only then may the boards accept new vends (their RESET flags are acknowledged).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from protocols.change import reconcile_payout
 from protocols.dispense.results import Delivery
 from protocols.money import Money
 from protocols.vend import inputs as i
+from protocols.vend.basket import Phase
 
 if TYPE_CHECKING:
     from controller.machine import Machine
@@ -46,9 +50,11 @@ async def recover(machine: Machine) -> None:
         )
     if s.escrow is not None:
         await machine.submit(i.BillReturned(bill_type=s.escrow[0], value=s.escrow[1]))
+    if s.basket is not None and s.basket.phase is Phase.DISPENSING:
+        await machine.submit(i.BasketInterrupted(reason="controller restarted"))
     if s.vend is not None:
         vend_id = s.vend.vend_id
-        outcome, delivery, oos = await machine.actuator.resolve(vend_id)
+        outcome, delivery, oos = await machine.actuator.resolve(vend_id, s.vend.code)
         log.warning("vend %s in flight at restart: %s", vend_id, outcome.value)
         await machine.submit(
             i.DispenseFinished(
@@ -94,9 +100,10 @@ async def _settle_payout(machine: Machine) -> None:
 
 
 async def _release_board(machine: Machine) -> None:
-    try:
-        status = await machine.dispenser.status()
-        if status.was_reset:
-            await machine.dispenser.acknowledge_reset(status.boot_count)
-    except DispenserError as exc:
-        log.error("dispensing board not answering at start: %s", exc)  # noqa: TRY400
+    for unit in machine.actuator.units.values():
+        try:
+            status = await unit.dispenser.status()
+            if status.was_reset:
+                await unit.dispenser.acknowledge_reset(status.boot_count)
+        except DispenserError as exc:
+            log.error("dispensing board %s not answering at start: %s", unit.name, exc)  # noqa: TRY400

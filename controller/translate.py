@@ -30,8 +30,8 @@ def to_input(event: MdbEvent, *, service_mode: bool) -> i.VendInput | None:
             return i.BillReturned(bill_type=t, value=v)
         case cashless.SessionBegan(address=a, funds=f):
             return i.CardSessionBegan(reader=a, funds=f)
-        case cashless.VendApproved(address=a, amount=amount, negative=False):
-            return i.CardVendApproved(reader=a, amount=amount)
+        case cashless.VendApproved(address=a, amount=amount, negative=negative):
+            return i.CardVendApproved(reader=a, amount=amount, negative=negative)
         case cashless.VendDenied(address=a):
             return i.CardVendDenied(reader=a)
         case cashless.SessionEnded(address=a):

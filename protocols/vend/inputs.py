@@ -103,6 +103,10 @@ class AcceptorsConfigured(_Input):
     coins: tuple[tuple[int, Money], ...] = ()
     bills: tuple[tuple[int, Money], ...] = ()
     card_readers: tuple[int, ...] = ()
+    # Readers with MDB Level-3 negative vend enabled (can give part of a charge back),
+    # and readers that take more than one vend per session (multivend capable).
+    refund_readers: tuple[int, ...] = ()
+    multivend_readers: tuple[int, ...] = ()
 
 
 # --- cash ------------------------------------------------------------------------------
@@ -160,9 +164,12 @@ class CardSessionBegan(_Input):
 
 
 class CardVendApproved(_Input):
+    """VEND APPROVED; ``negative``: the approval of a NEGATIVE VEND REQUEST (a credit)."""
+
     type: Literal["card_vend_approved"] = "card_vend_approved"
     reader: int
     amount: Money | None = None
+    negative: bool = False
 
 
 class CardVendDenied(_Input):
@@ -196,6 +203,41 @@ class DispenseFinished(_Input):
     slot_out_of_service: bool = False
 
 
+# --- baskets (automated stores) -------------------------------------------------------
+
+
+class BasketItemAdded(_Input):
+    type: Literal["basket_item_added"] = "basket_item_added"
+    code: str
+    quantity: int = Field(default=1, ge=1, le=99)
+
+
+class BasketItemRemoved(_Input):
+    """Take ``quantity`` of ``code`` out of the basket (all of it when omitted)."""
+
+    type: Literal["basket_item_removed"] = "basket_item_removed"
+    code: str
+    quantity: int | None = Field(default=None, ge=1, le=99)
+
+
+class BasketCleared(_Input):
+    type: Literal["basket_cleared"] = "basket_cleared"
+
+
+class CheckoutRequested(_Input):
+    """The customer confirms the basket: pay its total once, then dispense item by item."""
+
+    type: Literal["checkout_requested"] = "checkout_requested"
+
+
+class BasketInterrupted(_Input):
+    """Stop a basket after the item in flight (a restart): nothing further is dispensed
+    and whatever was paid for the rest is given back."""
+
+    type: Literal["basket_interrupted"] = "basket_interrupted"
+    reason: str = "interrupted"
+
+
 VendInput = Annotated[
     JournalStarted
     | PlanogramLoaded
@@ -219,7 +261,12 @@ VendInput = Annotated[
     | CardVendDenied
     | CardSessionEnded
     | SelectionPressed
-    | DispenseFinished,
+    | DispenseFinished
+    | BasketItemAdded
+    | BasketItemRemoved
+    | BasketCleared
+    | CheckoutRequested
+    | BasketInterrupted,
     Field(discriminator="type"),
 ]
 

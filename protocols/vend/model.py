@@ -27,6 +27,7 @@ class Selection(BaseModel):
     par: int = Field(ge=0)
     motor: int = Field(ge=0)
     item_number: int = Field(default=0, ge=0, le=0xFFFE)  # the MDB item number sent to readers
+    unit: str = Field(default="", max_length=32)  # dispensing unit; "" = the first one
 
 
 class Counters(BaseModel):
@@ -47,6 +48,7 @@ class Counters(BaseModel):
     cashless_sales_value: int = 0
     cashless_sales_count: int = 0
     cashless_unsettled_value: int = 0  # delivered but the reader could not be told
+    cashless_refunds_owed: int = 0  # charged for undelivered items, the reader refused a refund
     change_paid: int = 0
     refunds_paid: int = 0
     ious: int = 0  # change the changer could not pay: owed to customers

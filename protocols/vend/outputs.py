@@ -27,12 +27,22 @@ class Dispense:
     vend_id: int
     code: str
     motor: int
+    unit: str = ""  # the dispensing unit (board); "" is the machine's first unit
 
 
 @dataclass(frozen=True, slots=True)
 class RequestCardVend:
     reader: int
     price: Money
+    item_number: int
+
+
+@dataclass(frozen=True, slots=True)
+class RequestCardRefund:
+    """MDB NEGATIVE VEND REQUEST (Level 3): give ``amount`` back to the card in this session."""
+
+    reader: int
+    amount: Money
     item_number: int
 
 
@@ -127,11 +137,43 @@ class SelectionOutOfService:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class SoldLine:
+    code: str
+    product: str
+    quantity: int
+    unit_price: Money
+
+
+@dataclass(frozen=True, slots=True)
+class BasketSold:
+    """A basket settled with at least one item delivered: one sale, one receipt."""
+
+    basket_id: int
+    lines: tuple[SoldLine, ...]
+    total: Money  # the delivered value: what the customer pays in the end
+    method: Method
+    reader: int | None = None
+    settled: bool = True  # False: delivered but the reader could not be charged
+
+
+@dataclass(frozen=True, slots=True)
+class BasketRefunded:
+    """Card money for undelivered items: given back (``owed`` False) or still owed."""
+
+    basket_id: int
+    amount: Money
+    reader: int
+    owed: bool
+    reason: str
+
+
 Output = (
     StackBill
     | ReturnBill
     | Dispense
     | RequestCardVend
+    | RequestCardRefund
     | CancelCardVend
     | ConfirmCardVend
     | FailCardVend
@@ -144,4 +186,6 @@ Output = (
     | VendFailed
     | IouIssued
     | SelectionOutOfService
+    | BasketSold
+    | BasketRefunded
 )

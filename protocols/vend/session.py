@@ -20,62 +20,36 @@ Money rules it enforces:
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from protocols.change import Tube, plan_change
 from protocols.money import Money
 from protocols.vend import inputs as i
 from protocols.vend import outputs as o
 from protocols.vend.acceptance import decide_acceptance
-from protocols.vend.model import Counters, Method, Selection, SelectionCounters
+from protocols.vend.basket import Basket, BasketFlow, Phase
+from protocols.vend.model import Counters, Method
+from protocols.vend.state import (
+    CardSession,
+    PayoutInFlight,
+    Rejected,
+    Result,
+    SelectionState,
+    VendInFlight,
+)
+
+__all__ = [
+    "CardSession",
+    "PayoutInFlight",
+    "Rejected",
+    "Result",
+    "SelectionState",
+    "VendInFlight",
+    "VendSession",
+    "replay",
+]
 
 
-@dataclass(slots=True)
-class SelectionState:
-    selection: Selection
-    stock: int = 0
-    in_service: bool = True
-    reason: str = ""
-    counters: SelectionCounters = field(default_factory=SelectionCounters)
-    last_fill: int = 0
-    gone_since_fill: int = 0  # sold, test-vended or removed since the last fill
-
-
-@dataclass(slots=True)
-class CardSession:
-    reader: int
-    funds: Money | None
-    requested: str | None = None  # selection code of an outstanding VEND REQUEST
-    cancelled: bool = False  # we sent VEND CANCEL for it
-
-
-@dataclass(frozen=True, slots=True)
-class VendInFlight:
-    vend_id: int
-    code: str
-    price: Money
-    method: Method
-    reader: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PayoutInFlight:
-    payout_id: int
-    amount: Money
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    """An input that made no sense in this state; it changed nothing."""
-
-    reason: str
-
-
-Result = list[o.Output | Rejected]
-
-
-class VendSession:
+class VendSession(BasketFlow):
     """The whole machine's money and stock state, driven by journaled inputs."""
 
     def __init__(self, currency: str = "VND") -> None:
@@ -92,6 +66,10 @@ class VendSession:
         self.coin_types: tuple[tuple[int, Money], ...] = ()
         self.bill_types: tuple[tuple[int, Money], ...] = ()
         self.card_readers: tuple[int, ...] = ()
+        self.refund_readers: tuple[int, ...] = ()
+        self.multivend_readers: tuple[int, ...] = ()
+        self.basket: Basket | None = None  # the customer's basket (automated stores)
+        self.last_basket: Basket | None = None  # the last one settled, for the panel
         self.acceptance: o.SetAcceptance | None = None
         self.next_id = 1
         # Tube counts when the payout in flight started, plus coins that went into the
@@ -103,7 +81,15 @@ class VendSession:
 
     @property
     def busy(self) -> bool:
-        return self.vend is not None or self.payout is not None
+        return self.vend is not None or self.payout is not None or self._basket_busy()
+
+    def _basket_busy(self) -> bool:
+        """A basket being dispensed or settled, or waiting for its cash (not for a card's
+        approval: the customer may still cancel that)."""
+        b = self.basket
+        if b is None or not b.active:
+            return False
+        return not (b.phase is Phase.PAYING and b.method is Method.CASHLESS)
 
     def available(self) -> Money:
         """What the customer can spend now: credit plus a bill waiting in escrow."""
@@ -164,6 +150,9 @@ class VendSession:
     def _on_planogram_loaded(self, e: i.PlanogramLoaded) -> Result:
         if self.busy or self.credit or self.escrow or self.card:
             return [Rejected("planogram changes wait until no customer is being served")]
+        if self.basket is not None and self.basket.active:
+            return [Rejected("planogram changes wait until the basket is settled")]
+        self.basket = None  # a basket being built refers to the old planogram
         self.currency = e.currency
         kept = {}
         for sel in e.selections:
@@ -243,6 +232,7 @@ class VendSession:
 
     def _on_acceptors_configured(self, e: i.AcceptorsConfigured) -> Result:
         self.coin_types, self.bill_types, self.card_readers = e.coins, e.bills, e.card_readers
+        self.refund_readers, self.multivend_readers = e.refund_readers, e.multivend_readers
         return []
 
     # cash -------------------------------------------------------------------------
@@ -297,6 +287,9 @@ class VendSession:
         self.credit += e.value
         self.counters.cash_in += e.value.minor
         self.counters.bills_in += e.value.minor
+        basket = self._basket_bill_stacked()
+        if basket is not None:
+            return basket
         code, self.pending_code = self.pending_code, None
         if code is not None:
             return self._on_selection_pressed(i.SelectionPressed(code=code))
@@ -307,6 +300,7 @@ class VendSession:
             return []
         self.escrow = None
         self.pending_code = None
+        self._basket_bill_returned()
         return [self._show("Bill returned")]
 
     def _on_return_requested(self, e: i.ReturnRequested) -> Result:
@@ -322,6 +316,9 @@ class VendSession:
             out.append(o.EndCardSession(self.card.reader))
         if self.credit:
             out.extend(self._pay(self.credit, "refund"))
+        if self.basket is not None and not self.basket.active:
+            self.basket = None  # the customer walks away: the basket goes too
+            out.append(self._show("Basket cleared"))
         if not out:
             return [Rejected(f"nothing to return ({e.reason})")]
         return out
@@ -364,6 +361,11 @@ class VendSession:
         return [self._show("Choose a selection")]
 
     def _on_card_vend_approved(self, e: i.CardVendApproved) -> Result:
+        basket = self._basket_card_approved(e)
+        if basket is not None:
+            return basket
+        if e.negative:
+            return [o.FailCardVend(e.reader)]  # a credit nobody asked for: decline it
         card = self.card
         if card is None or card.reader != e.reader or card.requested is None:
             if self.vend is not None and self.vend.reader == e.reader:
@@ -380,6 +382,9 @@ class VendSession:
     def _on_card_vend_denied(self, e: i.CardVendDenied) -> Result:
         if self.card is None or self.card.reader != e.reader:
             return []
+        basket = self._basket_card_denied(e.reader)
+        if basket is not None:
+            return basket
         self.card.requested = None
         self.card.cancelled = False
         return [self._show("Card declined")]
@@ -388,7 +393,7 @@ class VendSession:
         if self.card is None or self.card.reader != e.reader:
             return []
         self.card = None
-        return [self._show("Thank you")]
+        return [*self._basket_card_ended(e.reader), self._show("Thank you")]
 
     # selection and dispensing -----------------------------------------------------
 
@@ -398,6 +403,8 @@ class VendSession:
             return [self._show(f"No selection {e.code}")]
         if self.busy or self.pending_code:
             return [self._show("Please wait")]
+        if self.basket is not None and (self.basket.lines or self.basket.active):
+            return [self._show("Basket open: check out or clear it")]
         if not s.in_service:
             return [self._show(f"{e.code} unavailable")]
         if s.stock <= 0:
@@ -423,13 +430,17 @@ class VendSession:
         return self._start_vend(s, Method.CASH, None)
 
     def _start_vend(
-        self, s: SelectionState, method: Method, reader: int | None, price: Money | None = None
+        self,
+        s: SelectionState,
+        method: Method,
+        reader: int | None,
+        price: Money | None = None,
+        basket: int | None = None,
     ) -> Result:
-        vend = VendInFlight(
-            self._new_id(), s.selection.code, price or s.selection.price, method, reader
-        )
+        sel = s.selection
+        vend = VendInFlight(self._new_id(), sel.code, price or sel.price, method, reader, basket)
         self.vend = vend
-        return [o.Dispense(vend.vend_id, vend.code, s.selection.motor), self._show("Vending")]
+        return [o.Dispense(vend.vend_id, vend.code, sel.motor, sel.unit), self._show("Vending")]
 
     def _on_dispense_finished(self, e: i.DispenseFinished) -> Result:
         v = self.vend
@@ -441,12 +452,17 @@ class VendSession:
         if e.delivered and s is not None:
             s.stock -= 1
             s.gone_since_fill += 1
+        if v.basket is not None:
+            out += self._basket_item_finished(v, s, e)
+        elif e.delivered and s is not None:
             out += self._delivered(v, s)
         else:
             out += self._not_delivered(v, e)
         if s is not None and e.slot_out_of_service:
             s.in_service, s.reason = False, e.outcome
             out.append(o.SelectionOutOfService(v.code, e.outcome))
+        if v.basket is not None:
+            out += self._basket_next()
         return out
 
     def _delivered(self, v: VendInFlight, s: SelectionState) -> Result:
