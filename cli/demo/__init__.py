@@ -72,6 +72,9 @@ def demo(
     faults: Annotated[
         bool, typer.Option(help="Inject a jam, a broker outage and a power cut.")
     ] = True,
+    store: Annotated[
+        bool, typer.Option(help="Add a store: a kiosk selling baskets from two towers.")
+    ] = True,
 ) -> None:
     """Run a small simulated fleet end to end: machines sell, go offline and come back,
     the fleet ingests, schedules restocking and reconciles — everything real except
@@ -89,6 +92,7 @@ def demo(
         folder=folder,
         headless=headless or as_json,
         faults=faults,
+        store=store,
     )
     try:
         summary = asyncio.run(run_demo(options, console, _say(console, as_json)))  # type: ignore[arg-type]

@@ -57,6 +57,26 @@ def machine_slots(index: int, rng: random.Random) -> list[Slot]:
     ]
 
 
+KIOSK_UNITS = ("tower-1", "tower-2")
+STORE_ID = "store-q1"
+
+
+def kiosk_slots() -> list[Slot]:
+    """The store's kiosk: eight selections over two towers, every product on offer."""
+    return [
+        Slot(
+            code=f"{'AB'[n // 4]}{n % 4 + 1}",
+            product=product.name,
+            price=product.price,
+            capacity=10,
+            par=10,
+            motor=11 + n % 4,
+            unit=KIOSK_UNITS[n // 4],
+        )
+        for n, product in enumerate(PRODUCTS)
+    ]
+
+
 def machine_site(rng: random.Random) -> tuple[float, float]:
     """A point within about 3 km of the centre."""
     return (

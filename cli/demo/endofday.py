@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine
 
-from cli.demo.catalog import DEPOT, PRODUCTS, machine_site
+from cli.demo.catalog import DEPOT, PRODUCTS, STORE_ID, machine_site
 from cli.demo.machines import DemoMachine
 from fleet.audit.inputs import (
     CashCountEntry,
@@ -72,12 +72,18 @@ def master_data_toml(machines: list[DemoMachine], sites: dict[str, tuple[float, 
             "[[vans]]", f'id = "van-{n}"', 'depot = "kho-q4"', "capacity = 400",
             'shift_start = "07:00"', 'shift_end = "17:00"', "cost_per_km = 3000", "",
         ]  # fmt: skip
+    if any(m.is_kiosk for m in machines):
+        lines += [
+            "[[locations]]", f"id = {_toml(STORE_ID)}", 'name = "vendfleet Store Quận 1"',
+            'kind = "store"', 'address = "35 Nguyễn Huệ, Quận 1"', 'route_id = "q1"', "",
+        ]  # fmt: skip
     for m in machines:
         lat, lon = sites[m.machine_id]
+        location = STORE_ID if m.is_kiosk else f"loc-{m.machine_id}"
         lines += [
             "[[sites]]", f"machine_id = {_toml(m.machine_id)}", f"lat = {lat}", f"lon = {lon}",
             'access_start = "06:00"', 'access_end = "22:00"',
-            f'location_id = "loc-{m.machine_id}"', 'route_id = "q1"', "",
+            f"location_id = {_toml(location)}", 'route_id = "q1"', "",
         ]  # fmt: skip
         for slot in m.slots:
             lines += [

@@ -42,6 +42,7 @@ class Slot:
     capacity: int
     par: int
     motor: int
+    unit: str = ""  # the dispensing unit (several only in a store's kiosk)
 
 
 def vend_argv(*args: str) -> list[str]:
@@ -62,6 +63,7 @@ class DemoMachine:
         telemetry: dict[str, Any] | None,
         *,
         receipts: dict[str, Any] | None = None,
+        units: tuple[str, ...] = (),
         vend_time: float = 0.3,
     ) -> None:
         """``telemetry`` / ``receipts``: keys of machine.toml's sections (None: left out)."""
@@ -75,11 +77,26 @@ class DemoMachine:
         self.journal = folder / "data" / "journal.sqlite"
         self.panel_path = folder / "data" / "panel.sock"
         self.mdb = ControlClient(str(folder / "mdb.control"))
-        self.board = ControlClient(str(folder / "board.control"))
+        # One motor board per dispensing unit; a plain machine has one, unnamed.
+        self.units = units
+        self.boards = {
+            unit: ControlClient(str(folder / f"{self._board(unit)}.control"))
+            for unit in (units or ("",))
+        }
+        self.board = next(iter(self.boards.values()))
         self.command_key = secrets.token_bytes(32)
         self._sims: list[subprocess.Popen[str]] = []
         self.controller: subprocess.Popen[str] | None = None
         self.boots = 0
+
+    @property
+    def is_kiosk(self) -> bool:
+        """A store's kiosk: several units behind one payment front, customers buy baskets."""
+        return len(self.units) > 1
+
+    @staticmethod
+    def _board(unit: str) -> str:
+        return f"board-{unit}" if unit else "board"
 
     # --- processes -------------------------------------------------------------------
 
@@ -113,16 +130,18 @@ class DemoMachine:
                 "sim-mdb.log",
             )
         )  # fmt: skip
-        self._sims.append(
-            self._start(
-                vend_argv(
-                    "sim", "dispenser", "--json", "--link", str(self.folder / "board"),
-                    "--control", str(self.folder / "board.control"),
-                    "--stock", str(BOARD_STOCK), "--vend-time", str(self.vend_time),
-                ),
-                "sim-board.log",
-            )
-        )  # fmt: skip
+        for unit in self.boards:
+            board = self._board(unit)
+            self._sims.append(
+                self._start(
+                    vend_argv(
+                        "sim", "dispenser", "--json", "--link", str(self.folder / board),
+                        "--control", str(self.folder / f"{board}.control"),
+                        "--stock", str(BOARD_STOCK), "--vend-time", str(self.vend_time),
+                    ),
+                    f"sim-{board}.log",
+                )
+            )  # fmt: skip
         self.write_config()
         self.start_controller()
 
@@ -131,8 +150,7 @@ class DemoMachine:
             "[machine]", f"id = {_toml(self.machine_id)}", 'currency = "VND"',
             'data_dir = "data"', "",
             "[mdb]", f"url = {_toml('qibixx://' + str(self.folder / 'mdb'))}", "",
-            "[dispenser]",
-            f"url = {_toml('serial://' + str(self.folder / 'board') + '?baudrate=19200')}", "",
+            *self._dispensers(),
             "[policy]", "credit_timeout = 0", "",
         ]  # fmt: skip
         if self.telemetry is not None:
@@ -148,9 +166,21 @@ class DemoMachine:
             lines += [
                 "[[selection]]", f"code = {_toml(slot.code)}", f"product = {_toml(slot.product)}",
                 f"price = {slot.price}", f"capacity = {slot.capacity}", f"par = {slot.par}",
-                f"motor = {slot.motor}", "",
+                f"motor = {slot.motor}", *([f"unit = {_toml(slot.unit)}"] if slot.unit else []),
+                "",
             ]  # fmt: skip
         self.config.write_text("\n".join(lines), encoding="utf-8")
+
+    def _dispensers(self) -> list[str]:
+        def url(unit: str) -> str:
+            return _toml(f"serial://{self.folder / self._board(unit)}?baudrate=19200")
+
+        if not self.units:
+            return ["[dispenser]", f"url = {url('')}", ""]
+        lines: list[str] = []
+        for unit in self.units:
+            lines += ["[[dispenser]]", f"name = {_toml(unit)}", f"url = {url(unit)}", ""]
+        return lines
 
     def start_controller(self) -> None:
         self.controller = self._start(

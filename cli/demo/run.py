@@ -28,7 +28,7 @@ from rich.live import Live
 from sqlalchemy import Engine
 
 from cli.demo import faults as f
-from cli.demo.catalog import machine_ids, machine_slots
+from cli.demo.catalog import KIOSK_UNITS, kiosk_slots, machine_ids, machine_slots
 from cli.demo.dashboard import render
 from cli.demo.endofday import (
     TZ_NAME,
@@ -50,6 +50,7 @@ from fleet.mqtt import BrokerAddress
 from fleet.store.db import make_engine
 
 MARKER = ".vendfleet-demo"
+KIOSK_ID = "kiosk-0001"
 CUSTOMERS_PER_HOUR = 12  # per machine, in simulated time
 MIN_GAP = 1.0  # seconds of wall time between two customers of one machine
 BACKLOG_ALARM = 5  # low, so the broker outage shows up as outbox_backlog alarms
@@ -70,6 +71,7 @@ class DemoOptions:
     folder: Path = Path("vendfleet-demo")
     headless: bool = False
     faults: bool = True
+    store: bool = True  # a store: a kiosk selling baskets from two dispensing units
 
 
 @dataclass
@@ -187,6 +189,17 @@ async def run_demo(
                 receipts=_receipts(n),
             )
         )
+    if options.store:
+        run.machines.append(
+            DemoMachine(
+                folder / "machines" / KIOSK_ID,
+                KIOSK_ID,
+                kiosk_slots(),
+                _telemetry(address, embedded=embedded),
+                receipts=_receipts(len(run.machines)),
+                units=KIOSK_UNITS,
+            )
+        )
     try:
         say("migrating the fleet database and starting the broker and fleet service")
         await asyncio.to_thread(fleet.migrate, {m.machine_id: m.command_key for m in run.machines})
@@ -284,13 +297,14 @@ async def _fault_plan(run: DemoRun, fleet: DemoFleet, total: float) -> None:
         await asyncio.sleep(max(0.0, t0 + share * total - time.monotonic()))
         return datetime.now(UTC)
 
-    jammed = await f.jam(machines[0], shoppers[0], log, await at(0.20))
+    vending = [m for m in machines if not m.is_kiosk]  # the faults hit vending machines
+    jammed = await f.jam(vending[0], shoppers[0], log, await at(0.20))
     if fleet.broker.embedded:
         await f.broker_outage(fleet, max(6.0, 0.08 * total), log, await at(0.35))
     else:
         log.note("broker outage skipped: the broker is external (--broker)")
-    await f.clear_jam(machines[0], shoppers[0], jammed, log)
-    victim = machines[-1] if len(machines) > 1 else machines[0]
+    await f.clear_jam(vending[0], shoppers[0], jammed, log)
+    victim = vending[-1]
     await f.power_cut(victim, log, await at(0.65), off=3.0)
 
 

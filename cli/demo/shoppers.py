@@ -11,6 +11,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -105,6 +106,12 @@ class Shopper(threading.Thread):
         choices = [s for s in st["selections"] if s["in_service"] and s["stock"] > 0]
         if not choices:
             return
+        if m.is_kiosk:
+            picked = self.rng.sample(choices, min(len(choices), self.rng.randint(2, 3)))
+            self.stats.count("attempt", method)
+            m.wait_accepting()
+            self._with_ledger(lambda: self._basket([s["code"] for s in picked], method))
+            return
         sel = self.rng.choice(choices)
         self.stats.count("attempt", method)
         m.wait_accepting()
@@ -152,10 +159,13 @@ class Shopper(threading.Thread):
         return True
 
     def _card(self, code: str) -> None:
+        self._with_ledger(lambda: self._card_purchase(code))
+
+    def _with_ledger(self, purchase: Callable[[], None]) -> None:
         m = self.machine
         before = m.mdb.call("cashless1", "status")
         try:
-            self._card_purchase(code)
+            purchase()
         finally:
             # The processor's record: what the reader charged net of what it gave back.
             after = m.mdb.call("cashless1", "status")
@@ -183,6 +193,50 @@ class Shopper(threading.Thread):
             return
         m.wait_idle()
         self.stats.count("bought", method)
+
+    def _basket(self, codes: list[str], method: str) -> None:
+        """A store customer: several items, paid once, dispensed one by one."""
+        m = self.machine
+        if method == "card":
+            m.mdb.call("cashless1", "present_card", funds=CARD_FUNDS)
+            m.wait_for(lambda: m.status()["display"]["message"] == "Choose a selection", 10, "card")
+        total = 0
+        for code in codes:
+            answer = m.panel("basket_add", code=code)
+            if not answer.get("ok"):
+                continue  # sold out meanwhile: the customer takes the rest
+            total += next(s["price"] for s in m.status()["selections"] if s["code"] == code)
+        paid = total > 0 and (method == "card" or self._cash_for_basket(total, method))
+        if not paid or not m.panel("checkout").get("ok"):
+            self.stats.count("refused")
+            m.panel("basket_clear")
+            self._give_up()
+            return
+        m.wait_for(
+            lambda: (
+                (b := m.status()).get("basket") and b["basket"]["phase"] == "done" and not b["busy"]
+            ),
+            60,
+            "the basket to be settled",
+        )
+        m.wait_idle()
+        if method == "card":
+            m.wait_for(
+                lambda: m.mdb.call("cashless1", "status")["state"] == "enabled", 20, "reader idle"
+            )
+        self.stats.count("bought", method)
+
+    def _cash_for_basket(self, total: int, method: str) -> bool:
+        if method == "coins":
+            return self._coins(total)
+        paid = 0
+        while paid < total:  # 20,000 bills until it is covered
+            self.machine.mdb.call("bill", "insert_bill", bill_type=BILLS[20_000])
+            paid += 20_000
+            if not self._wait_credit(paid):
+                self._give_up()
+                return False
+        return True
 
     def _give_up(self) -> None:
         """Press cancel: cash credit comes back as change, a card session ends."""
