@@ -107,10 +107,16 @@ def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSum
             unexpected[m.machine_id] = sorted(got - published)[:20]
     with engine.connect() as conn:
         by_method: dict[str, dict[str, int]] = {}
-        for row in conn.execute(select(sales.c.method, sales.c.price, sales.c.cash)):
+        baskets = {"sales": 0, "items": 0, "value": 0}
+        for row in conn.execute(select(sales.c.method, sales.c.price, sales.c.cash, sales.c.lines)):
             entry = by_method.setdefault(tender(row.method, row.cash), {"count": 0, "value": 0})
             entry["count"] += 1
             entry["value"] += int(row.price)
+            lines = json.loads(row.lines) if row.lines else []
+            if lines:
+                baskets["sales"] += 1
+                baskets["items"] += sum(int(line["quantity"]) for line in lines)
+                baskets["value"] += int(row.price)
         alarm_rows = conn.execute(
             select(alarms.c.code, alarms.c.raised_at, alarms.c.cleared_at)
         ).all()
@@ -136,6 +142,7 @@ def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSum
             "currency": "VND",
             "by_method": by_method,
         },
+        "baskets": baskets,
         "customers": {
             "attempts": dict(run.stats.attempts),
             "bought": dict(run.stats.bought),

@@ -59,6 +59,10 @@ def test_sales_on_every_payment_method_and_every_event_ingested_once(demo_run: D
     by = s["sales"]["by_method"]
     assert set(by) >= {"coins", "bills", "card"}, by
     assert all(by[m]["count"] > 0 and by[m]["value"] > 0 for m in ("coins", "bills", "card"))
+    # The store's kiosk sold baskets: several items paid once, one sale each.
+    baskets = s["baskets"]
+    assert baskets["sales"] > 0
+    assert baskets["items"] >= 2 * baskets["sales"]
     ev = s["events"]
     assert ev["published"] == ev["ingested"] > 0
     assert ev["exactly_once"] is True
@@ -79,7 +83,7 @@ def test_the_fleet_database_agrees_with_the_machines_books(demo_run: DemoRun) ->
     """Independent of the summary: each machine's journal proves its books balance
     (`vend machine check`), and the fleet holds exactly the sales the machines count."""
     machines = sorted((demo_run.folder / "machines").iterdir())
-    assert len(machines) == 3
+    assert [m.name for m in machines] == ["kiosk-0001", "vm-0001", "vm-0002", "vm-0003"]
     machine_sales = 0
     for folder in machines:
         out = subprocess.run(
@@ -171,7 +175,7 @@ def test_operator_and_auditor_commands_read_the_demo_database(demo_run: DemoRun)
     s = demo_run.summary
     code, status = _cli("fleet", "status", *db, "--json")
     assert code == 0, status
-    assert status["machines"] == 3
+    assert status["machines"] == 4  # three vending machines and the store's kiosk
     assert sum(row["count"] for row in status["sales"]) <= s["sales"]["count"]  # today only
     assert (status["open_gaps"], status["quarantined"], status["open_alarms"]) == (0, 0, 0)
 
@@ -188,6 +192,12 @@ def test_operator_and_auditor_commands_read_the_demo_database(demo_run: DemoRun)
     code, alarms = _cli("fleet", "alarms", *db, "--all", "--code", "jam", "--json")
     assert code == 0, alarms
     assert [(a["machine_id"], a["cleared_at"] is not None) for a in alarms] == [("vm-0001", True)]
+
+    code, stores = _cli("fleet", "stores", *db, "--json")
+    assert code == 0, stores
+    store = next(x for x in stores if x["location"]["id"] == "store-q1")
+    assert (store["location"]["kind"], store["location"]["machines"]) == ("store", ["kiosk-0001"])
+    assert store["selections"] == 8
 
     day = s["reconciliation"]["period"].split("..")[0]
     code, report = _cli("audit", "reconcile", *db, "--from", day, "--to", day, "--json")
