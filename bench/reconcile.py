@@ -11,6 +11,11 @@ that process's peak resident memory (ru_maxrss).
     .venv/bin/python bench/reconcile.py --sales 1000000        # both databases
     .venv/bin/python bench/reconcile.py --db sqlite --sales 100000
     .venv/bin/python bench/reconcile.py --pg postgresql+psycopg://user@host/db
+    .venv/bin/python bench/reconcile.py --db sqlite --sales 1000000 --keep /tmp/b --workers 1
+
+Receipts are in the transmission queue (accepted) and reconciled from there
+(QueueReceiptSource). ``--workers N`` sets the reconcile processes (default: the
+library's choice); ``--keep DIR`` keeps the SQLite database there and reuses it.
 
 Targets (TARGETS.md): 10 M sales in <= 120 s on PostgreSQL, <= 300 s on SQLite, peak
 memory <= 1 GB.
@@ -29,6 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -42,7 +48,8 @@ from sqlalchemy import text
 from fleet.audit.export_bundle import render_files, write_files
 from fleet.audit.manifest import SigningKey
 from fleet.audit.periods import month_period
-from fleet.audit.records import ReconcileConfig
+from fleet.audit.receipts import QueueReceiptSource
+from fleet.audit.records import ReconcileConfig, vat_due
 from fleet.audit.source import reconcile_from_store
 from fleet.store.db import make_engine
 from fleet.store.schema import upgrade
@@ -75,7 +82,17 @@ SALE_COLUMNS = (
     "settled",
     "receipt_number",
     "cash",
+    "receipt_symbol",
+    "receipt_no",
+    "receipt_total",
+    "receipt_vat",
 )
+QUEUE_COLUMNS = (
+    "idempotency_key", "machine_id", "series", "number", "kind", "sale_seq", "document",
+    "total", "currency", "issued_at", "state", "attempts", "next_attempt_at", "provider",
+    "provider_ref", "enqueued_at", "updated_at", "accepted_at",
+)  # fmt: skip
+SYMBOL = "1C26MAA"
 SETTLEMENT_COLUMNS = (
     "row_key",
     "machine_id",
@@ -150,6 +167,7 @@ class _Batch:
     settlements: list[tuple[Any, ...]] = field(default_factory=list)
     counts: list[tuple[Any, ...]] = field(default_factory=list)
     reads: list[tuple[Any, ...]] = field(default_factory=list)
+    receipts: list[tuple[Any, ...]] = field(default_factory=list)
 
 
 def generate(n_sales: int, n_machines: int, seed: int = 11) -> Iterator[_Batch]:
@@ -208,7 +226,15 @@ def _sale(m: _Machine, at: datetime, rng: random.Random, batch: _Batch) -> None:
     pick = rng.randrange(4)
     price = PRICES[pick]
     m.paid_count += 1
-    receipt = None if rng.randrange(PLANT_EVERY) == 0 else f"R{m.index:05d}-{m.vend:07d}"
+    number = m.index * 10_000_000 + m.vend
+    receipt = None if rng.randrange(PLANT_EVERY) == 0 else f"{SYMBOL}-{number:08d}"
+    issued = (SYMBOL, number, price, vat_due(price, CONFIG.vat_rate_bp)) if receipt else (None,) * 4
+    if receipt:  # the receipt travelled with the sale, was queued and accepted
+        sent = at + timedelta(seconds=5)
+        batch.receipts.append(
+            (f"rcpt-{m.id}-{number}", m.id, SYMBOL, str(number), "original", m.seq, b"<HDon/>",
+             price, "VND", at, "accepted", 1, at, "bench", f"P{number}", at, sent, sent)
+        )  # fmt: skip
     if rng.random() < 0.6:
         bill = BILL_FOR[price]
         m.cash += price
@@ -230,6 +256,7 @@ def _sale(m: _Machine, at: datetime, rng: random.Random, batch: _Batch) -> None:
                 True,
                 receipt,
                 TENDERS[bill],
+                *issued,
             )
         )
         return
@@ -251,6 +278,7 @@ def _sale(m: _Machine, at: datetime, rng: random.Random, batch: _Batch) -> None:
             True,
             receipt,
             None,
+            *issued,
         )
     )
     settled = at + timedelta(seconds=2)
@@ -293,6 +321,7 @@ def load(url: str, n_sales: int, n_machines: int) -> dict[str, float]:
         "audit_settlements": SETTLEMENT_COLUMNS,
         "audit_cash_counts": COUNT_COLUMNS,
         "dex_reads": READ_COLUMNS,
+        "receipt_queue": QUEUE_COLUMNS,
     }
     sites = [
         (f"vm-{i:05d}", f"loc-{i % 200:03d}", f"route-{i % 25:02d}")
@@ -339,15 +368,17 @@ def load(url: str, n_sales: int, n_machines: int) -> dict[str, float]:
 
 
 def _rows(batch: _Batch) -> tuple[list[tuple[Any, ...]], ...]:
-    return batch.sales, batch.settlements, batch.counts, batch.reads
+    return batch.sales, batch.settlements, batch.counts, batch.reads, batch.receipts
 
 
-def run(url: str, out: str) -> dict[str, float]:
+def run(url: str, out: str, workers: int | None) -> dict[str, float]:
     """In a fresh process: reconcile, export, peak RSS of this process."""
     engine = make_engine(url)
     period = month_period("2026-03", CONFIG.timezone)
     started = time.perf_counter()
-    report = reconcile_from_store(engine, period, CONFIG)
+    report = reconcile_from_store(
+        engine, period, CONFIG, receipts=QueueReceiptSource(CONFIG.currency), workers=workers
+    )
     reconciled = time.perf_counter()
     key = SigningKey(b"bench-key-" + b"0" * 22)
     files = render_files(report, key)
@@ -374,17 +405,21 @@ def run(url: str, out: str) -> dict[str, float]:
 
 
 def _child(target: Any, *args: Any) -> dict[str, float]:
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(1) as pool:
-        result: dict[str, float] = pool.apply(target, args)
+    # Not a multiprocessing.Pool: its daemon workers could not start reconcile workers.
+    with ProcessPoolExecutor(1, mp_context=mp.get_context("spawn")) as pool:
+        result: dict[str, float] = pool.submit(target, *args).result()
     return result
 
 
 def measure(kind: str, url: str, args: argparse.Namespace, folder: Path) -> None:
     print(f"\n== {kind}: {args.sales:,} sales, {args.machines:,} machines", flush=True)
-    loaded = _child(load, url, args.sales, args.machines)
-    print(f"generated and loaded in {loaded['load_s']:.1f} s", flush=True)
-    got = _child(run, url, str(folder / f"export-{kind}"))
+    if args.keep and kind == "sqlite" and Path(url.removeprefix("sqlite:///")).exists():
+        print("reusing the database kept from an earlier run", flush=True)
+    else:
+        loaded = _child(load, url, args.sales, args.machines)
+        print(f"generated and loaded in {loaded['load_s']:.1f} s", flush=True)
+    got = _child(run, url, str(folder / f"export-{kind}-{time.time_ns()}"), args.workers)
+    print(f"workers: {args.workers or 'default'}")
     total = got["reconcile_s"] + got["export_s"]
     scale = 10_000_000 / args.sales
     target = TARGETS[kind]
@@ -409,11 +444,18 @@ def main() -> None:
     parser.add_argument("--machines", type=int, default=2_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--pg", help="use this PostgreSQL URL (an empty database)")
+    parser.add_argument("--workers", type=int, help="reconcile processes (default: library's)")
+    parser.add_argument(
+        "--keep", type=Path, help="keep the SQLite database in this folder and reuse it"
+    )
     args = parser.parse_args()
     with contextlib.ExitStack() as stack:
         folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vend-bench-")))
         if args.db in {"sqlite", "both"}:
-            measure("sqlite", f"sqlite:///{folder / 'fleet.sqlite'}", args, folder)
+            place = args.keep or folder
+            place.mkdir(parents=True, exist_ok=True)
+            name = f"fleet-{args.sales}-{args.machines}.sqlite"
+            measure("sqlite", f"sqlite:///{place / name}", args, folder)
         if args.db in {"postgresql", "both"}:
             url = args.pg
             if url is None:

@@ -1,5 +1,6 @@
 """`vend audit`: cash counts, settlement imports, reconciliation, period locks, adjustments,
-signed exports (CSV/XLSX/PDF + manifest) and their verification.
+signed exports (CSV/XLSX/PDF + manifest) and their verification; `vend audit receipts` is
+the e-receipt transmission queue (cli.receipts).
 
 Exit codes: 0 ok, 1 error (bad input, database unusable, period locked or not, an export
 that fails verification).
@@ -22,6 +23,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from sqlalchemy import Engine
 
+from cli import receipts as receipts_cli
 from fleet.audit.amounts import parse_cash, parse_time
 from fleet.audit.export_bundle import export_period, parse_formats
 from fleet.audit.inputs import (
@@ -34,6 +36,7 @@ from fleet.audit.inputs import (
 from fleet.audit.lock import Adjustment, adjustments, lock_period, period_report, record_adjustment
 from fleet.audit.manifest import load_key, verify_export, write_new_key
 from fleet.audit.periods import date_period, month_period
+from fleet.audit.receipts import QueueReceiptSource, ReceiptSource, SalesReceiptSource
 from fleet.audit.records import AuditError, ReconcileConfig
 from fleet.audit.report import Category, sha256_hex
 from fleet.audit.sites import set_site
@@ -46,6 +49,7 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Auditing: cash counts, settlement files, reconciliation, locked periods.",
 )
+app.add_typer(receipts_cli.app, name="receipts")
 
 DbOption = Annotated[
     str, typer.Option("--db", envvar="VEND_DB", help="Database URL (as for `vend fleet`).")
@@ -56,6 +60,14 @@ TzOption = Annotated[
 CurrencyOption = Annotated[str, typer.Option(help="Currency of every amount (ISO 4217).")]
 VatOption = Annotated[
     int, typer.Option("--vat-bp", min=0, max=10_000, help="VAT rate in basis points.")
+]
+ReceiptsOption = Annotated[
+    str,
+    typer.Option(
+        "--receipts",
+        help="Where receipts issued come from: queue (the transmission queue, only accepted "
+        "documents count) or sales (the number on each sale, assumed transmitted).",
+    ),
 ]
 DEFAULT_TZ = "Asia/Ho_Chi_Minh"
 
@@ -187,6 +199,14 @@ def import_settlement(
     )
 
 
+def _receipts(command: str, name: str, config: ReconcileConfig) -> ReceiptSource:
+    if name == "queue":
+        return QueueReceiptSource(config.currency)
+    if name == "sales":
+        return SalesReceiptSource(config.vat_rate_bp)
+    raise _fail(command, f"--receipts {name!r}: expected queue or sales")
+
+
 def _config(tz: str, currency: str, vat_bp: int) -> ReconcileConfig:
     try:
         ZoneInfo(tz)
@@ -210,12 +230,14 @@ def reconcile(
     tz: TzOption = DEFAULT_TZ,
     currency: CurrencyOption = "VND",
     vat_bp: VatOption = 1000,
+    receipts: ReceiptsOption = "queue",
 ) -> None:
     """Reconcile a period; a locked month prints exactly what was locked."""
     config = _config(tz, currency, vat_bp)
+    source = _receipts("reconcile", receipts, config)
     with _store("reconcile", db) as engine:
         period = date_period(start.date(), end.date(), tz)
-        data, lock = period_report(engine, period, config, machines=machine)
+        data, lock = period_report(engine, period, config, machines=machine, receipts=source)
         with engine.connect() as conn:
             later = adjustments(conn, period.label) if lock else []
     if as_json:
@@ -285,11 +307,14 @@ def lock(
     tz: TzOption = DEFAULT_TZ,
     currency: CurrencyOption = "VND",
     vat_bp: VatOption = 1000,
+    receipts: ReceiptsOption = "queue",
 ) -> None:
     """Reconcile a month and lock it: later runs return the same bytes."""
     config = _config(tz, currency, vat_bp)
+    source = _receipts("lock", receipts, config)
     with _store("lock", db) as engine:
-        done = lock_period(engine, month_period(period, tz), config, by=by, now=_now())
+        month = month_period(period, tz)
+        done = lock_period(engine, month, config, by=by, now=_now(), receipts=source)
     assert sha256_hex(done.report) == done.sha256
     typer.echo(f"{done.period} locked by {done.locked_by}: sha256 {done.sha256}")
 
@@ -358,12 +383,14 @@ def export(
     tz: TzOption = DEFAULT_TZ,
     currency: CurrencyOption = "VND",
     vat_bp: VatOption = 1000,
+    receipts: ReceiptsOption = "queue",
 ) -> None:
     """Export a month for the auditor: CSV, XLSX, PDF and a signed manifest.
 
     A locked month is exported from its locked report (the same bytes every time)."""
     name = "export"
     config = _config(tz, currency, vat_bp)
+    source = _receipts(name, receipts, config)
     try:
         formats = parse_formats(fmt or ["all"])
         signing = load_key(key)
@@ -382,8 +409,9 @@ def export(
                 progress.update(task, description=_STEPS.get(what, what))
 
             result = export_period(
-                engine, month, config, out, signing, formats=formats, progress=step
-            )
+                engine, month, config, out, signing, formats=formats, progress=step,
+                receipts=source,
+            )  # fmt: skip
     state = "locked" if result.locked else "NOT locked (fresh reconciliation)"
     typer.echo(f"{month.label} ({state}): {len(result.files)} files in {result.folder}")
     typer.echo(f"manifest sha256 {result.manifest_sha256}, signed with key {result.key_id}")

@@ -7,7 +7,6 @@ import typer
 from cli import audit as audit_cli
 from cli import demo as demo_cli
 from cli import dex, fleet, machine, mdb, sim
-from cli import receipts as receipts_cli
 from cli import restock as restock_cli
 
 app = typer.Typer(
@@ -23,7 +22,6 @@ app.add_typer(sim.app, name="sim")
 app.add_typer(dex.app, name="dex")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(restock_cli.app, name="restock")
-app.add_typer(receipts_cli.app, name="receipts")
 app.command(epilog=demo_cli.EPILOG)(demo_cli.demo)
 
 

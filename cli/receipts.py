@@ -1,7 +1,7 @@
-"""`vend receipts`: the e-receipt transmission queue for auditors and operators.
+"""`vend audit receipts`: the e-receipt transmission queue for auditors and operators.
 
-    vend receipts [--db URL] [--state S] [--machine M] [--limit N] [--json]
-    vend receipts retry KEY [--kind K] [--db URL]
+    vend audit receipts [--db URL] [--state S] [--machine M] [--limit N] [--json]
+    vend audit receipts retry KEY [--kind K] [--db URL]
 
 KEY is ``machine/series/number`` or the idempotency key (``rcpt-...``). Exit codes: 0 ok,
 1 error (database unusable, unknown receipt, receipt not retryable), 2 usage.
@@ -51,7 +51,7 @@ DbOption = Annotated[
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"vend receipts: {message}", err=True)
+    typer.echo(f"vend audit receipts: {message}", err=True)
     return typer.Exit(code=EXIT_ERROR)
 
 

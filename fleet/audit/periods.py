@@ -17,8 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fleet.audit.inventory import sale_seq
 from fleet.audit.links import Links
 from fleet.audit.reconcile import IntervalInput, reconcile_interval
 from fleet.audit.records import (
@@ -31,6 +33,7 @@ from fleet.audit.records import (
     SaleRecord,
     SettlementKind,
     SettlementRecord,
+    StockEvent,
 )
 from fleet.audit.report import (
     GRAINS,
@@ -234,9 +237,33 @@ def split_machine(
             cash_tube_payouts=tuple(
                 p for p in activity.tube_payouts if cash_start and cash_start <= p.at < end
             ),
+            **_stock_evidence(activity, sales, start, end),
         )
         result.append(item)
     return result
+
+
+def _stock_evidence(
+    activity: MachineActivity, sales: Sequence[SaleRecord], start: datetime, end: datetime
+) -> dict[str, Any]:
+    """The interval's stock events, the last count of each selection before it, and the
+    sales in between (nothing when the machine reported no stock in the interval)."""
+    inside = [e for e in activity.stock if start <= e.at < end]
+    if not any(e.kind == "count" for e in inside):
+        return {}
+    before: dict[str, StockEvent] = {}
+    for e in activity.stock:
+        if e.kind == "count" and e.at < start:
+            held = before.get(e.selection)
+            if held is None or held.seq < e.seq:
+                before[e.selection] = e
+    stock = (*before.values(), *inside)
+    lo, hi = min(e.seq for e in stock), max(e.seq for e in stock)
+    return {
+        "stock": tuple(sorted(stock, key=lambda e: (e.seq, e.selection, e.kind))),
+        "stock_sales": tuple(s for s in sales if lo < sale_seq(s) <= hi),
+        "stock_gaps": activity.gaps,
+    }
 
 
 def _adjustments(

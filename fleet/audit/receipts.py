@@ -1,9 +1,14 @@
 """Where "receipts issued" come from: a small adapter fills plain :class:`ReceiptRecord`s.
 
-Until the e-receipt transmission queue exists, :class:`SalesReceiptSource` derives one
-receipt per sale that carries a receipt number (amount = price, VAT at the configured rate,
-assumed transmitted): it proves the machine assigned a number, not that the tax authority
-got it. A queue-backed adapter replaces it by implementing :class:`ReceiptSource`.
+:class:`QueueReceiptSource` (the default) reads the e-receipt transmission queue
+(``receipt_queue``, see fleet.einvoice.queue): every document the fleet holds for a
+machine, whether the provider accepted it, corrections linked to what they correct. See
+:mod:`fleet.audit.queue_receipts`.
+
+:class:`SalesReceiptSource` derives one receipt per sale that carries a receipt number
+(amount = price, VAT at the configured rate, assumed transmitted): it proves the machine
+assigned a number, not that the tax authority got it; kept for data without a queue.
+:class:`StaticReceiptSource` serves a fixed list (a provider's export, tests).
 """
 
 from __future__ import annotations
@@ -14,7 +19,10 @@ from typing import Protocol
 
 from sqlalchemy import Connection
 
+from fleet.audit.queue_receipts import QueueReceiptSource
 from fleet.audit.records import ReceiptRecord, SaleRecord, vat_due
+
+__all__ = ["QueueReceiptSource", "ReceiptSource", "SalesReceiptSource", "StaticReceiptSource"]
 
 
 class ReceiptSource(Protocol):

@@ -10,7 +10,8 @@ Checks, each with its own evidence so that one cause gives one discrepancy:
   telemetry of that window (a break in the counters is its own finding; a shortfall
   while telemetry has a known gap means sales nobody receipted);
 * cash: the counted bag against the cash the counters say went into the box;
-* product given away: test and free vends, valued at the selection price.
+* product given away: test and free vends, valued at the selection price;
+* inventory: stock counts against units sold, filled and removed (:mod:`.inventory`).
 
 A document that belongs to a sale on the other side of the period boundary is "timing",
 one finding per sale, and reverses in the neighbouring period.
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from fleet.audit.dexpoints import counters_broken, delta
+from fleet.audit.inventory import check_inventory
 from fleet.audit.links import Links
 from fleet.audit.records import (
     CashCount,
@@ -35,6 +37,7 @@ from fleet.audit.records import (
     SettlementKind,
     SettlementRecord,
     Site,
+    StockEvent,
     TelemetryGap,
     TubePayout,
     vat_due,
@@ -51,7 +54,8 @@ class IntervalInput:
     it whose sale is elsewhere or unknown). ``related_sales``: sales outside the interval
     its documents point at. ``context_receipts``: receipts of refunded sales and any
     adjustments of them. ``dex_sales``: telemetry between the two boundary DEX reads.
-    ``cash_*``: the collection-to-collection window of ``count``.
+    ``cash_*``: the collection-to-collection window of ``count``. ``stock*``: see
+    :mod:`fleet.audit.inventory`.
     """
 
     machine: str
@@ -80,6 +84,9 @@ class IntervalInput:
     cash_dex_end: DexPoint | None = None
     cash_sales: tuple[SaleRecord, ...] = ()
     cash_tube_payouts: tuple[TubePayout, ...] = ()
+    stock: tuple[StockEvent, ...] = ()  # stock events in the interval + counts before it
+    stock_sales: tuple[SaleRecord, ...] = ()  # sales over the span of ``stock``
+    stock_gaps: tuple[TelemetryGap, ...] = ()
 
     def in_period(self, moment: datetime) -> bool:
         return self.period_start <= moment < self.period_end
@@ -125,6 +132,8 @@ def reconcile_interval(item: IntervalInput) -> IntervalResult:
     _cashless(item, links, findings)
     dex_totals = _counters(item, findings)
     cash_totals, cash_source = _cash(item, findings)
+    if item.stock:
+        _inventory(item, findings)
     discrepancies = tuple(findings.result())
     totals = _totals(item, dex_totals, cash_totals, discrepancies)
     dex_ok = item.dex_start is not None and item.dex_end is not None
@@ -391,6 +400,20 @@ def _giveaways(
             f"{end.read_id}:test",
             f"{count} vends without payment: {what}",
         )
+
+
+# -- inventory ------------------------------------------------------------------------
+
+
+def _inventory(item: IntervalInput, out: _Findings) -> None:
+    def owns(event: StockEvent) -> bool:
+        return item.start <= event.at < item.end and item.in_period(event.at)
+
+    def add(amount: int, last: StockEvent, detail: str) -> None:
+        ref = f"stock:{last.seq}:{last.selection}"
+        out.add(Category.INVENTORY_MISMATCH, amount, last.at, ref, detail)
+
+    check_inventory(item.stock, item.stock_sales, item.stock_gaps, owns, add)
 
 
 # -- cash -----------------------------------------------------------------------------

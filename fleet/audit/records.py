@@ -36,10 +36,11 @@ class SaleRecord:
     payment_ref: str | None = None
     receipt_number: str | None = None
     cash_to_box: int = 0  # bills plus coins routed to the cash box, from the cash tender
+    # Computed once (read several times per sale on the reconciliation's hot path).
+    paid: bool = field(init=False, repr=False, compare=False)
 
-    @property
-    def paid(self) -> bool:
-        return self.method is not SaleMethod.TEST and self.price > 0
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "paid", self.method is not SaleMethod.TEST and self.price > 0)
 
 
 class ReceiptKind(enum.StrEnum):
@@ -169,6 +170,22 @@ class TelemetryGap:
 
 
 @dataclass(frozen=True, slots=True)
+class StockEvent:
+    """One stock fact about a selection, ordered by the machine's event ``seq`` (shared
+    with sales): ``count`` is the absolute number of units the machine reported (with the
+    selection's ``price``), ``fill`` units put in and ``remove`` units taken out and
+    accounted for at a service visit."""
+
+    machine: str
+    seq: int
+    at: datetime
+    selection: str
+    kind: str  # count / fill / remove
+    units: int
+    price: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Site:
     location: str = "unassigned"
     route: str = "unassigned"
@@ -209,3 +226,4 @@ class MachineActivity:
     dex: tuple[DexPoint, ...] = ()
     tube_payouts: tuple[TubePayout, ...] = ()
     gaps: tuple[TelemetryGap, ...] = ()
+    stock: tuple[StockEvent, ...] = ()

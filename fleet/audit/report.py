@@ -33,6 +33,7 @@ class Category(enum.StrEnum):
     TEST_FREE_VENDS = "test_or_free_vends"
     TIMING = "timing"
     UNEXPLAINED = "unexplained"
+    INVENTORY_MISMATCH = "inventory_mismatch"  # last: earlier exports keep their columns
 
 
 class BoundaryKind(enum.StrEnum):

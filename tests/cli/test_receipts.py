@@ -1,4 +1,4 @@
-"""`vend receipts`: listing the e-receipt queue and retrying a rejected receipt."""
+"""`vend audit receipts`: listing the e-receipt queue and retrying a rejected receipt."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from cli.receipts import EXIT_ERROR, app
+from cli.main import app
+from cli.receipts import EXIT_ERROR
 from fleet.einvoice import (
     QueueState,
     ReceiptKind,
@@ -27,6 +28,7 @@ from fleet.store.schema import upgrade
 from tests.fleet.einvoice.support import T0, key, outgoing
 
 runner = CliRunner(env={"COLUMNS": "200"})
+RECEIPTS = ("audit", "receipts")
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def db(tmp_path: Path) -> Iterator[tuple[str, Engine]]:
 
 def test_lists_every_receipt_with_state_reference_and_link(db: tuple[str, Engine]) -> None:
     url, _ = db
-    result = runner.invoke(app, ["--db", url])
+    result = runner.invoke(app, [*RECEIPTS, "--db", url])
     assert result.exit_code == 0, result.output
     assert "vm-0001/1C26MAA/1" in result.output
     assert "PRV-000001" in result.output
@@ -68,7 +70,7 @@ def test_lists_every_receipt_with_state_reference_and_link(db: tuple[str, Engine
 
 def test_json_lines_filtered_by_state(db: tuple[str, Engine]) -> None:
     url, _ = db
-    result = runner.invoke(app, ["--db", url, "--state", "pending", "--json"])
+    result = runner.invoke(app, [*RECEIPTS, "--db", url, "--state", "pending", "--json"])
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in result.output.splitlines()]
     assert [(r["key"], r["kind"], r["original"]) for r in rows] == [
@@ -79,7 +81,7 @@ def test_json_lines_filtered_by_state(db: tuple[str, Engine]) -> None:
 
 def test_retry_puts_a_rejected_receipt_back_in_the_queue(db: tuple[str, Engine]) -> None:
     url, engine = db
-    result = runner.invoke(app, ["retry", "vm-0001/1C26MAA/2", "--db", url])
+    result = runner.invoke(app, [*RECEIPTS, "retry", "vm-0001/1C26MAA/2", "--db", url])
     assert result.exit_code == 0, result.output
     assert "queued again: pending" in result.output
     with engine.connect() as conn:
@@ -89,7 +91,7 @@ def test_retry_puts_a_rejected_receipt_back_in_the_queue(db: tuple[str, Engine])
 
 def test_retry_by_idempotency_key(db: tuple[str, Engine]) -> None:
     url, _ = db
-    result = runner.invoke(app, ["retry", outgoing(2).idempotency_key, "--db", url])
+    result = runner.invoke(app, [*RECEIPTS, "retry", outgoing(2).idempotency_key, "--db", url])
     assert result.exit_code == 0, result.output
 
 
@@ -104,18 +106,18 @@ def test_retry_by_idempotency_key(db: tuple[str, Engine]) -> None:
 )
 def test_retry_refusals_are_named(db: tuple[str, Engine], key_text: str, message: str) -> None:
     url, _ = db
-    result = runner.invoke(app, ["retry", key_text, "--db", url])
+    result = runner.invoke(app, [*RECEIPTS, "retry", key_text, "--db", url])
     assert result.exit_code == EXIT_ERROR
     assert message in result.output
 
 
 def test_an_unmigrated_database_is_refused(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["--db", f"sqlite:///{tmp_path / 'empty.sqlite'}"])
+    result = runner.invoke(app, [*RECEIPTS, "--db", f"sqlite:///{tmp_path / 'empty.sqlite'}"])
     assert result.exit_code == EXIT_ERROR
     assert "vend fleet migrate" in result.output
 
 
 def test_a_bad_state_is_a_usage_error(db: tuple[str, Engine]) -> None:
     url, _ = db
-    result = runner.invoke(app, ["--db", url, "--state", "lost"])
+    result = runner.invoke(app, [*RECEIPTS, "--db", url, "--state", "lost"])
     assert result.exit_code == 2

@@ -1,7 +1,9 @@
 """A simulated month of a 20-machine fleet, consistent across every source, with planted
 discrepancies: telemetry (through the real ingest), DEX reads (protocols.dex writer), cash
-counts, a settlement CSV and issued receipts. ``Plant`` records what each plant must be
-found as."""
+counts, a settlement CSV, and e-receipts that travel with the sales into the transmission
+queue (accepted there, except the planted failures; extra documents and corrections are
+queued beside ingest by :meth:`Month.queue_receipts`). ``Plant`` records what each plant
+must be found as."""
 
 from __future__ import annotations
 
@@ -13,8 +15,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from fleet.audit.records import ReceiptKind, ReceiptRecord, vat_due
+from sqlalchemy import Engine, update
+
+from fleet.audit.records import vat_due
+from fleet.einvoice import ReceiptKey, adjust_receipt
+from fleet.einvoice.queue import insert_receipt
+from fleet.einvoice.sales import outgoing_from_receipt
 from fleet.ingest import Received
+from fleet.store.einvoice_models import receipt_queue
 from protocols.dex import (
     AuditCounters,
     CashIn,
@@ -26,6 +34,16 @@ from protocols.dex import (
     summarize,
     write_dex,
 )
+from protocols.einvoice import (
+    OriginalRef,
+    Payment,
+    Receipt,
+    Relation,
+    SaleItem,
+    Seller,
+    build_receipt,
+)
+from protocols.money import Money
 from protocols.telemetry import (
     BillCount,
     CashTender,
@@ -33,6 +51,12 @@ from protocols.telemetry import (
     DexSummary,
     PaymentMethod,
     SaleBody,
+    SelectionStock,
+    ServiceAction,
+    ServiceActionEntry,
+    ServiceVisitBody,
+    StockBody,
+    StockKind,
 )
 from tests.fleet.conftest import message
 
@@ -41,6 +65,25 @@ VAT_BP = 1000
 PRICES = {"A1": 10_000, "A2": 15_000, "B1": 12_000, "B2": 20_000}
 BILL_FOR = {10_000: 10_000, 15_000: 20_000, 12_000: 20_000, 20_000: 20_000}
 MACHINES = [f"vm-{n:04d}" for n in range(1, 21)]
+SYMBOL = "1C26MAA"
+SELLER = Seller(name="Công ty TNHH Máy Bán Hàng", tax_code="0312345678", address="TP.HCM")
+SECRET = b"month-lookup-secret"
+
+
+def receipt_doc(
+    number: int,
+    at: datetime,
+    amount: int,
+    *,
+    rate: str = "10%",
+    quantity: int = 1,
+    original: OriginalRef | None = None,
+) -> Receipt:
+    return build_receipt(
+        symbol=SYMBOL, number=number, issued_at=at.astimezone(ZONE), seller=SELLER,
+        items=[SaleItem("product", quantity, Money(amount, "VND"), rate)],
+        payment=Payment.CASH, secret=SECRET, original=original,
+    )  # fmt: skip
 
 
 def local(day: date, hour: int, minute: int = 0, second: int = 0) -> datetime:
@@ -103,8 +146,34 @@ class Month:
     messages: list[Received] = field(default_factory=list)
     counts: list[dict[str, object]] = field(default_factory=list)
     settlements: list[dict[str, str]] = field(default_factory=list)
-    receipts: list[ReceiptRecord] = field(default_factory=list)
+    # queued beside ingest: (machine, document, sale seq); adjustments of (machine, number)
+    extra_receipts: list[tuple[str, Receipt, int | None]] = field(default_factory=list)
+    adjustments: list[tuple[str, int, Receipt]] = field(default_factory=list)
+    unsent: set[tuple[str, int]] = field(default_factory=set)  # (machine, number) never sent
     plants: list[Plant] = field(default_factory=list)
+
+    def queue_receipts(self, engine: Engine, now: datetime) -> None:
+        """After ingest: queue the extra documents and corrections; the provider accepted
+        everything except ``unsent`` (which failed)."""
+        q = receipt_queue
+        with engine.begin() as conn:
+            for machine, doc, seq in self.extra_receipts:
+                insert_receipt(
+                    conn, outgoing_from_receipt(machine, doc, sale_seq=seq), now, original_id=None
+                )
+            conn.execute(update(q).values(state="accepted", accepted_at=now))
+            for machine, number in self.unsent:
+                conn.execute(
+                    update(q)
+                    .where(q.c.machine_id == machine, q.c.number == str(number))
+                    .values(state="failed", accepted_at=None, last_error="gave up")
+                )
+            for machine, number, doc in self.adjustments:
+                key = ReceiptKey(machine, SYMBOL, str(number))
+                adjust_receipt(conn, key, outgoing_from_receipt(machine, doc), now)
+            conn.execute(
+                update(q).where(q.c.kind == "adjustment").values(state="accepted", accepted_at=now)
+            )
 
     def write_settlements(self, path: Path) -> None:
         with path.open("w", newline="", encoding="utf-8") as handle:
@@ -149,6 +218,7 @@ class _Machine:
         self.vend = 0
         self.bag = 0
         self.lost_seq: int | None = None
+        self.shelf = dict.fromkeys(PRICES, 30)  # units in each selection
         self.paid_log: list[tuple[datetime, int]] = []
 
     # -- telemetry ------------------------------------------------------------------
@@ -169,13 +239,17 @@ class _Machine:
         method: PaymentMethod,
         *,
         lose: bool = False,
-        receipt: bool = True,
         settle: bool = True,
-    ) -> tuple[str, str, int]:
-        """Returns (sale key, receipt number, price)."""
+        receipt_after: timedelta = timedelta(seconds=1),
+        receipt_amount: int | None = None,
+        receipt_rate: str = "10%",
+    ) -> tuple[str, int, int]:
+        """Returns (sale key, receipt number, price); paid sales carry their e-receipt."""
         self.vend += 1
+        self.shelf[code] -= 1  # the product left, whether or not the event arrives
         price = 0 if method is PaymentMethod.TEST else PRICES[code]
-        number = f"1C26MAA-{self.index:02d}{self.vend:06d}"
+        number_no = self.index * 1_000_000 + self.vend
+        number = f"{SYMBOL}-{number_no:08d}"
         ref = f"{self.id}-{self.vend}" if method is PaymentMethod.CASHLESS else None
         cash = None
         if method is PaymentMethod.CASH:
@@ -206,42 +280,32 @@ class _Machine:
             payment_ref=ref,
             cash=cash,
             receipt_number=number if price else None,
-        )
+            receipt=receipt_doc(
+                number_no, at + receipt_after, price if receipt_amount is None else receipt_amount,
+                rate=receipt_rate,
+            ) if price else None,
+        )  # fmt: skip
         self._send(body, at, lose=lose)
         if price:
             self.paid_log.append((at, price))
         key = f"{self.id}:{self.seq}"
-        if price and receipt and not lose:
-            self.receipt(number, at + timedelta(seconds=1), price)
         if ref and settle:
             self.settle(ref, at, price)
-        return key, number, price
+        return key, number_no, price
 
-    def receipt(
-        self,
-        number: str,
-        at: datetime,
-        amount: int,
-        *,
-        vat: int | None = None,
-        transmitted: bool = True,
-        kind: ReceiptKind = ReceiptKind.SALE,
-        original: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        self.month.receipts.append(
-            ReceiptRecord(
-                key=key or f"r:{number}:{kind.value}",
-                machine=self.id,
-                number=number,
-                at=at,
-                amount=amount,
-                vat=vat_due(amount, VAT_BP) if vat is None else vat,
-                kind=kind,
-                original=original,
-                transmitted=transmitted,
-            )
-        )
+    def extra_receipt(self, number: int, at: datetime, amount: int, seq: int | None) -> None:
+        """A second document queued for a sale (``seq``) or for none."""
+        self.month.extra_receipts.append((self.id, receipt_doc(number, at, amount), seq))
+
+    def adjust(self, original: int, original_at: datetime, at: datetime, amount: int) -> None:
+        """An adjustment receipt taking ``amount`` off receipt ``original``."""
+        ref = OriginalRef(
+            relation=Relation.ADJUSTMENT, symbol=SYMBOL, number=original,
+            issued_on=original_at.astimezone(ZONE).date(),
+        )  # fmt: skip
+        number = self.index * 1_000_000 + 800_000 + original % 1_000_000
+        doc = receipt_doc(number, at, amount, quantity=-1, original=ref)
+        self.month.adjustments.append((self.id, original, doc))
 
     def settle(
         self, ref: str, at: datetime, amount: int, *, kind: str = "PURCHASE", original: str = ""
@@ -259,6 +323,21 @@ class _Machine:
                 "Settled On": (local_at.date() + timedelta(days=1)).strftime("%d/%m/%Y"),
             }
         )
+
+    def stock_snapshot(self, at: datetime) -> None:
+        rows = [
+            SelectionStock(
+                code=code, product=f"product {code}", count=units, capacity=40, par=30,
+                price=PRICES[code], in_service=True,
+            )
+            for code, units in self.shelf.items()
+        ]  # fmt: skip
+        self._send(StockBody(kind=StockKind.SNAPSHOT, currency="VND", selections=rows), at)
+
+    def fill(self, at: datetime, code: str, units: int) -> None:
+        self.shelf[code] += units
+        entry = ServiceActionEntry(action=ServiceAction.FILL, selection=code, count=units)
+        self._send(ServiceVisitBody(opened_at=at, closed_at=at, actions=[entry]), at)
 
     def dex(self, at: datetime, *, reset: bool) -> None:
         raw = write_dex(
@@ -318,6 +397,7 @@ def generate(seed: int = 7) -> Month:
                 _plants_at_sale(m, day, n, at, code, method)
             if visit_at is not None and not done_visit:
                 _visit(m, visit_at, day)
+            _stock_plant(m, day)
             day += timedelta(days=1)
         _last_day_plant(m)
         m.dex(boundaries[1], reset=False)
@@ -351,12 +431,13 @@ def _plants_at_sale(
             _, _, price = m.sale(at, "B1", PaymentMethod.CASH, lose=True)
             add(Plant(m.id, "missing_receipt", -price, "lost telemetry event"))
         case 3:
-            _, number, price = m.sale(at, "A2", PaymentMethod.CASHLESS, receipt=False)
-            m.receipt(number, at + timedelta(seconds=1), price, transmitted=False)
+            _, number, price = m.sale(at, "A2", PaymentMethod.CASHLESS)
+            m.month.unsent.add((m.id, number))
             add(Plant(m.id, "missing_receipt", -price, "receipt never transmitted"))
         case 4:
-            _, number, price = m.sale(at, "A1", PaymentMethod.CASH)
-            m.receipt(number, at + timedelta(seconds=5), price, key=f"dup:{number}")
+            key, number, price = m.sale(at, "A1", PaymentMethod.CASH)
+            seq = int(key.rpartition(":")[2])
+            m.extra_receipt(number + 900_000, at + timedelta(seconds=5), price, seq)
             add(Plant(m.id, "duplicate", price, "duplicate receipt"))
         case 5:
             ref = f"{m.id}-{m.vend + 1}"
@@ -367,24 +448,23 @@ def _plants_at_sale(
             ref2 = f"{m.id}-{m.vend + 1}"
             _, number2, price2 = m.sale(at + timedelta(minutes=1), "A1", PaymentMethod.CASHLESS)
             m.settle(f"R-{ref2}", at + timedelta(days=2), price2, kind="REFUND", original=ref2)
-            m.receipt(f"ADJ-{number2}", at + timedelta(days=2, seconds=5), price2,
-                      kind=ReceiptKind.ADJUSTMENT, original=number2)  # fmt: skip
+            m.adjust(number2, at, at + timedelta(days=2, seconds=5), price2)
         case 7:
             for k in range(3):
                 m.sale(at + timedelta(seconds=20 * k), "A2", PaymentMethod.TEST)
             add(Plant(m.id, "test_or_free_vends", -3 * PRICES["A2"], "test vends"))
         case 9:
             m.sale(at, code, method)
-            m.receipt("1C26MAA-09FAIL01", at + timedelta(minutes=2), 15_000)
+            m.extra_receipt(9_999_001, at + timedelta(minutes=2), 15_000, None)
             add(Plant(m.id, "receipt_without_sale", 15_000, "receipt for a failed vend"))
         case 10:
-            _, number, price = m.sale(at, "B1", PaymentMethod.CASH, receipt=False)
-            m.receipt(number, at + timedelta(seconds=1), 10_000)
+            _, _, price = m.sale(at, "B1", PaymentMethod.CASH, receipt_amount=10_000)
             add(Plant(m.id, "amount_mismatch", 10_000 - price, "receipt amount wrong"))
         case 11:
-            _, number, price = m.sale(at, "B2", PaymentMethod.CASH, receipt=False)
-            m.receipt(number, at + timedelta(seconds=1), price, vat=vat_due(price, VAT_BP) + 100)
-            add(Plant(m.id, "vat_mismatch", 100, "receipt VAT wrong"))
+            # VAT at 8 % on a receipt where 10 % is due: the document adds up, the rate is wrong
+            _, _, price = m.sale(at, "B2", PaymentMethod.CASH, receipt_rate="8%")
+            wrong = receipt_doc(1, at, price, rate="8%").total_vat
+            add(Plant(m.id, "vat_mismatch", wrong - vat_due(price, VAT_BP), "receipt VAT wrong"))
         case 12:
             _, _, price = m.sale(at, "A2", PaymentMethod.CASHLESS, settle=False)
             add(Plant(m.id, "unsettled_or_unknown_cashless", -price, "never settled"))
@@ -408,12 +488,30 @@ def _board_swap(m: _Machine, at: datetime) -> None:
     m.month.plants.append(Plant(m.id, "counter_reset_or_board_swap", -lost, "board swap"))
 
 
+def _stock_plant(m: _Machine, day: date) -> None:
+    """Machine 16 reports its stock on March 5 and 9 with a fill between (explained) and
+    two units of A1 gone without a sale (not explained)."""
+    if m.index != 16 or day.month != 3 or day.day not in {5, 7, 8, 9}:
+        return
+    at = local(day, 22)
+    if day.day in {5, 9}:
+        m.stock_snapshot(at)
+    elif day.day == 7:
+        m.fill(at, "A1", 5)
+    else:
+        m.shelf["A1"] -= 2
+        m.month.plants.append(
+            Plant(m.id, "inventory_mismatch", -2 * PRICES["A1"], "product removed without a sale")
+        )
+
+
 def _last_day_plant(m: _Machine) -> None:
     if m.index != 8:
         return
     at = local(date(2026, 3, 31), 23, 59, 59)
-    _, number, price = m.sale(at, "B1", PaymentMethod.CASHLESS, receipt=False, settle=False)
-    m.receipt(number, at + timedelta(seconds=2), price)
+    _, _, price = m.sale(
+        at, "B1", PaymentMethod.CASHLESS, settle=False, receipt_after=timedelta(seconds=2)
+    )
     m.settle(f"{m.id}-{m.vend}", at + timedelta(seconds=3), price)
     m.month.plants.append(Plant(m.id, "timing", -price, "sale at 23:59:59 on the last day"))
 

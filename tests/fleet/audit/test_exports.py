@@ -25,7 +25,7 @@ from fleet.audit.export_info import TOTAL_FIELDS
 from fleet.audit.lock import lock_period
 from fleet.audit.manifest import MANIFEST, SIGNATURE, SigningKey, load_key, verify_export
 from fleet.audit.periods import month_period
-from fleet.audit.receipts import StaticReceiptSource
+from fleet.audit.receipts import QueueReceiptSource
 from fleet.audit.records import AuditError
 from fleet.audit.report import ReconciliationReport
 from fleet.audit.report_json import report_from_json
@@ -46,7 +46,7 @@ _names = itertools.count()
 @dataclass
 class Store:
     engine: Engine
-    receipts: StaticReceiptSource
+    receipts: QueueReceiptSource
     folder: Path
 
     def report(self) -> ReconciliationReport:
@@ -70,7 +70,7 @@ def store(
     month = generate()
     _load(engine, month, folder)
     set_site(engine, "vm-0003", PLACE, "Tuyến Sài Gòn")
-    yield Store(engine, StaticReceiptSource(month.receipts), folder)
+    yield Store(engine, QueueReceiptSource("VND"), folder)
     engine.dispose()
 
 

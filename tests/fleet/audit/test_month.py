@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from fleet.audit.inputs import CashCountEntry, import_settlements, load_mapping, record_cash_count
 from fleet.audit.lock import lock_period, period_report
 from fleet.audit.periods import month_period
-from fleet.audit.receipts import StaticReceiptSource
+from fleet.audit.receipts import QueueReceiptSource
 from fleet.audit.records import ReconcileConfig
 from fleet.audit.report import Category, ReconciliationReport
 from fleet.audit.source import reconcile_from_store
@@ -36,7 +36,7 @@ _names = itertools.count()
 class Loaded:
     engine: Engine
     month: Month
-    receipts: StaticReceiptSource
+    receipts: QueueReceiptSource
 
 
 def _load(engine: Engine, month: Month, folder: Path) -> None:
@@ -44,6 +44,8 @@ def _load(engine: Engine, month: Month, folder: Path) -> None:
     for start in range(0, len(month.messages), 2000):
         report = ingestor.ingest(month.messages[start : start + 2000])
         assert report.quarantined == 0
+        assert report.receipt_problems == 0
+    month.queue_receipts(engine, NOW)
     with engine.begin() as conn:
         for count in month.counts:
             record_cash_count(conn, CashCountEntry(**count), now=NOW)  # type: ignore[arg-type]
@@ -77,7 +79,7 @@ def loaded(
     upgrade(engine)
     month = generate()
     _load(engine, month, folder)
-    yield Loaded(engine, month, StaticReceiptSource(month.receipts))
+    yield Loaded(engine, month, QueueReceiptSource("VND"))
     engine.dispose()
 
 
