@@ -32,6 +32,7 @@ from fleet.audit.inputs import (
     record_cash_count,
 )
 from fleet.audit.periods import date_period
+from fleet.audit.receipts import QueueReceiptSource
 from fleet.audit.records import ReconcileConfig
 from fleet.audit.source import reconcile_from_store
 from fleet.planning.masterdata import import_master_data
@@ -179,7 +180,9 @@ def import_card_settlements(engine: Engine, ledger: CardLedger, folder: Path) ->
 
 def reconcile_day(engine: Engine, day: date) -> dict[str, Any]:
     config = ReconcileConfig(timezone=TZ_NAME)
-    report = reconcile_from_store(engine, date_period(day, day, TZ_NAME), config)
+    report = reconcile_from_store(
+        engine, date_period(day, day, TZ_NAME), config, receipts=QueueReceiptSource()
+    )
     by_category: Counter[str] = Counter()
     amounts: Counter[str] = Counter()
     for d in report.discrepancies:

@@ -12,11 +12,13 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import Engine
 
 from fleet.broker import embedded_broker
 from fleet.commands import register_machine
+from fleet.einvoice import LocalProvider, Sender
 from fleet.mqtt import BrokerAddress, Protocol
 from fleet.service import FleetService, ServiceOptions
 from fleet.store.schema import upgrade
@@ -52,7 +54,9 @@ class DemoBroker:
 class DemoFleet:
     """Fleet service task + broker; machines are registered with their command keys."""
 
-    def __init__(self, engine: Engine, broker: DemoBroker) -> None:
+    def __init__(self, engine: Engine, broker: DemoBroker, receipts: Path) -> None:
+        """``receipts``: the folder the e-receipts go to (the local provider, for a
+        fleet without an e-invoice provider contract)."""
         self.engine = engine
         self.broker = broker
         self.service = FleetService(
@@ -68,6 +72,7 @@ class DemoFleet:
                 resync_grace=timedelta(seconds=2),
                 sweep_grace=timedelta(seconds=2),
             ),
+            sender=Sender(engine, LocalProvider(receipts)),
         )
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

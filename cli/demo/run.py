@@ -178,7 +178,7 @@ async def run_demo(
     _install_signals(run)
     rng = random.Random(options.seed)  # noqa: S311  (simulated customers, not secrets)
     engine = make_engine(db_url)
-    fleet = DemoFleet(engine, DemoBroker(address, embedded=embedded))
+    fleet = DemoFleet(engine, DemoBroker(address, embedded=embedded), folder / "e-receipts")
     for n, machine_id in enumerate(machine_ids(options.machines)):
         run.machines.append(
             DemoMachine(

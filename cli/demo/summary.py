@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select
 
+from fleet.einvoice.queue import QueueState, counts
 from fleet.ingest import IngestReport
 from fleet.store.models import alarms, events, gaps, machines, sales
 
@@ -55,7 +56,12 @@ async def wait_caught_up(engine: Engine, fleet: list[DemoMachine], timeout: floa
                 return False
         return True
 
-    while not await asyncio.to_thread(done):
+    def receipts_sent() -> bool:
+        with engine.connect() as conn:
+            pending = counts(conn)
+        return not any(pending[s] for s in (QueueState.PENDING, QueueState.SENDING))
+
+    while not await asyncio.to_thread(lambda: done() and receipts_sent()):
         if loop.time() > deadline:
             return
         await asyncio.sleep(0.5)
@@ -123,6 +129,7 @@ def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSum
         open_gaps = conn.execute(
             select(func.count()).select_from(gaps).where(gaps.c.filled_at.is_(None))
         ).scalar_one()
+        receipts = {str(k.value): v for k, v in counts(conn).items() if v}
         online = conn.execute(
             select(func.count()).select_from(machines).where(machines.c.online.is_(True))
         ).scalar_one()
@@ -143,6 +150,7 @@ def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSum
             "by_method": by_method,
         },
         "baskets": baskets,
+        "receipts": receipts,
         "customers": {
             "attempts": dict(run.stats.attempts),
             "bought": dict(run.stats.bought),

@@ -67,6 +67,8 @@ def test_sales_on_every_payment_method_and_every_event_ingested_once(demo_run: D
     assert ev["published"] == ev["ingested"] > 0
     assert ev["exactly_once"] is True
     assert (ev["missing"], ev["unexpected"], ev["open_gaps"]) == ({}, {}, 0)
+    # Every sale got its e-receipt on the machine, and the fleet transmitted each once.
+    assert s["receipts"] == {"accepted": s["sales"]["count"]}
 
 
 @pytest.mark.timeout(DEMO_TIMEOUT + 60)
