@@ -22,7 +22,7 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from fleet.einvoice.queue import Enqueued, enqueue
+from fleet.einvoice.queue import Enqueued, enqueue_many
 from fleet.einvoice.receipt import OutgoingReceipt, ReceiptError, ReceiptKey, ReceiptKind
 from protocols.einvoice import EinvoiceError, Receipt, Relation, to_xml, validate_receipt
 
@@ -90,10 +90,11 @@ def enqueue_for_sales(
     *,
     build: ReceiptBuilder = receipt_in_row,
 ) -> SalesEnqueued:
-    """Queue the receipts of ``rows`` in the caller's transaction (idempotent)."""
+    """Queue the receipts of ``rows`` in the caller's transaction (idempotent), in one
+    insert for them all (fleet.einvoice.queue.enqueue_many)."""
     report = SalesEnqueued()
+    built: list[tuple[SaleRow, OutgoingReceipt | str]] = []  # a receipt, or why not
     for row in rows:
-        where = f"{row.get('machine_id')} seq {row.get('seq')}"
         try:
             receipt = build(row)
             if receipt is None:
@@ -103,16 +104,23 @@ def enqueue_for_sales(
                 raise ReceiptError(
                     f"sale carries a {receipt.kind.value}: corrections are queued by operators"
                 )
-            outcome = enqueue(conn, receipt, now)
         except (ReceiptError, EinvoiceError, KeyError, TypeError) as exc:
-            _problem(report, row, where, str(exc))
+            built.append((row, str(exc)))
+        else:
+            built.append((row, receipt))
+    queued = iter(enqueue_many(conn, [r for _, r in built if isinstance(r, OutgoingReceipt)], now))
+    for row, item in built:
+        where = f"{row.get('machine_id')} seq {row.get('seq')}"
+        if isinstance(item, str):
+            _problem(report, row, where, item)
             continue
+        outcome = next(queued)
         if outcome is Enqueued.NEW:
             report.new += 1
         elif outcome is Enqueued.DUPLICATE:
             report.duplicate += 1
         else:
-            why = f"receipt {receipt.key} is already queued with another document"
+            why = f"receipt {item.key} is already queued with another document"
             _problem(report, row, where, why)
     return report
 

@@ -64,8 +64,8 @@ def bulk_insert(
     returning: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """Insert ``rows`` (all with the same keys); with ``skip_conflicts_on`` a row that
-    collides on those columns is skipped. Returns the ``returning`` columns (as tuples)
-    of the rows really inserted."""
+    collides on those columns is skipped (an empty sequence: on any unique constraint).
+    Returns the ``returning`` columns (as tuples) of the rows really inserted."""
     if not rows:
         return []
     columns = list(rows[0])
@@ -76,13 +76,14 @@ def bulk_insert(
             f"SELECT * FROM unnest({_unnest(conn, table, columns)})"
         )
         if skip_conflicts_on is not None:
-            sql += f" ON CONFLICT ({', '.join(quote(c) for c in skip_conflicts_on)}) DO NOTHING"
+            target = ", ".join(quote(c) for c in skip_conflicts_on)
+            sql += f" ON CONFLICT ({target}) DO NOTHING" if target else " ON CONFLICT DO NOTHING"
         if returning:
             sql += f" RETURNING {', '.join(quote(c) for c in returning)}"
         return _pg_execute(conn, sql, _arrays(rows, columns), fetch=bool(returning))
     stmt = sqlite.insert(table)
     if skip_conflicts_on is not None:
-        stmt = stmt.on_conflict_do_nothing(index_elements=list(skip_conflicts_on))
+        stmt = stmt.on_conflict_do_nothing(index_elements=list(skip_conflicts_on) or None)
     if returning:
         result = conn.execute(stmt.returning(*(table.c[c] for c in returning)), rows)
         return [tuple(row) for row in result]
