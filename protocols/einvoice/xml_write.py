@@ -36,6 +36,9 @@ def _add(parent: ET.Element, tag: str, text: str | None) -> ET.Element | None:
     return child
 
 
+_DECLARATION = b"<?xml version='1.0' encoding='utf-8'?>\n"
+
+
 def to_xml(doc: Receipt) -> bytes:
     """The document as UTF-8 XML; validates it first (raises :class:`EinvoiceError`)."""
     doc = validate_receipt(doc.model_dump())  # a model_construct()ed doc gets checked too
@@ -50,8 +53,9 @@ def to_xml(doc: Receipt) -> bytes:
     _totals(ET.SubElement(content, n.TOTALS), doc)
     _add(root, n.AUTHORITY_CODE, doc.authority_code)
     _add(root, n.QR, doc.qr_payload)
-    out: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return out
+    # Serialising to str and encoding once is about twice as fast as ElementTree's
+    # byte writer (many small writes); the bytes are the same, declaration included.
+    return _DECLARATION + ET.tostring(root, encoding="unicode").encode()
 
 
 def _general(general: ET.Element, doc: Receipt) -> None:
