@@ -11,21 +11,16 @@ Exactly-once in practice: the controller picks a fresh session id, journals it w
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import Protocol, TypeVar
 
-from drivers.cabinet.errors import (
-    CabinetBusyError,
-    CabinetDriverError,
-    CabinetNotAnsweringError,
-    CabinetResetPendingError,
-)
-from drivers.cabinet.transport import Transport, transport_for_url
+from drivers.cabinet.errors import CabinetBusyError, CabinetDriverError, CabinetResetPendingError
+from drivers.cabinet.transport import CABINET, transport_for_url
+from drivers.framed.driver import FramedDriver
+from drivers.framed.transport import Transport
 from drivers.sim.cabinet import SimCabinet
 from protocols.cabinet import errors as proto
-from protocols.cabinet.client import CabinetClient, ClientTiming, NoAnswer
+from protocols.cabinet.client import CabinetClient, ClientTiming
 from protocols.cabinet.messages import (
     AcknowledgeReset,
     CabinetStatus,
@@ -45,21 +40,28 @@ from protocols.cabinet.messages import (
 )
 from protocols.cabinet.model import ShelfChange, ShelfReading
 from protocols.cabinet.procedures import (
-    InventoryDone,
     InventoryProcedure,
-    ReportDone,
     ReportProcedure,
     Send,
     SessionVerdict,
     refused,
     verdict_of,
 )
+from protocols.framed.message import Refusal
 
-_R = TypeVar("_R", bound=Response)
 _T = TypeVar("_T")
+_Done_co = TypeVar("_Done_co", covariant=True)
 
 
-class Cabinet:
+class _Procedure(Protocol[_Done_co]):
+    """A multi-page read: what to send first, then the next step from each answer."""
+
+    def start(self) -> Send: ...
+
+    def on_answer(self, answer: Response) -> Send | _Done_co: ...
+
+
+class Cabinet(FramedDriver[Request, Response]):
     def __init__(
         self,
         transport: Transport,
@@ -68,41 +70,12 @@ class Cabinet:
         timing: ClientTiming | None = None,
         url: str = "",
     ) -> None:
-        self.transport = transport
-        self.url = url
         self.timing = timing or ClientTiming()
-        self._client = CabinetClient(address, self.timing)
-        self._lock = asyncio.Lock()
-        self._open = False
+        super().__init__(transport, CabinetClient(address, self.timing), CABINET, url)
         #: The cabinet's boot count as last seen; journal it with a session id before UNLOCK.
         self.boot: int | None = None
         #: Number of shelves, learnt from IDENTIFY.
         self.shelves: int | None = None
-
-    # --- life cycle ---------------------------------------------------------------
-
-    async def open(self) -> None:
-        if not self._open:
-            await self.transport.open()
-            self._open = True
-
-    async def close(self) -> None:
-        if self._open:
-            self._open = False
-            self._client.abandon()
-            await self.transport.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --- operations ---------------------------------------------------------------
 
@@ -138,28 +111,14 @@ class Cabinet:
 
     async def inventory(self) -> tuple[ShelfReading, ...]:
         """Every shelf's live reading (weight, tags)."""
-        procedure = InventoryProcedure(await self._shelf_count())
-        step: Send | InventoryDone = procedure.start()
-        while isinstance(step, Send):
-            answer = await self._transact(step.request)
-            try:
-                step = procedure.on_answer(answer)
-            except proto.ProcedureError as exc:
-                raise self._translate(exc) from None
-        return step.readings
+        done = await self._follow(InventoryProcedure(await self._shelf_count()))
+        return done.readings
 
     async def session_report(self, session_id: int) -> tuple[ShelfChange, ...]:
         """What changed on every shelf between unlock and door close."""
         shelves = await self._shelf_count()
-        procedure = self._build(lambda: ReportProcedure(session_id, shelves))
-        step: Send | ReportDone = procedure.start()
-        while isinstance(step, Send):
-            answer = await self._transact(step.request)
-            try:
-                step = procedure.on_answer(answer)
-            except proto.ProcedureError as exc:
-                raise self._translate(exc) from None
-        return step.changes
+        done = await self._follow(self._build(lambda: ReportProcedure(session_id, shelves)))
+        return done.changes
 
     async def read_events(self, ack_through: int = 0, boot: int | None = None) -> Events:
         """Queued events; ``ack_through`` drops those already journaled (of ``boot``)."""
@@ -179,10 +138,6 @@ class Cabinet:
 
     # --- plumbing -----------------------------------------------------------------
 
-    @property
-    def _where(self) -> str:
-        return f"cabinet {self.url or 'board'}"
-
     def _build(self, factory: Callable[[], _T]) -> _T:
         """A request or procedure from caller arguments; a bad argument is our error."""
         try:
@@ -197,6 +152,17 @@ class Cabinet:
             return CabinetBusyError(f"{self._where}: {exc}")
         return CabinetDriverError(f"{self._where}: {exc}")
 
+    async def _follow(self, procedure: _Procedure[_T]) -> _T:
+        """Run a multi-page read to its end, one transaction per page."""
+        step: Send | _T = procedure.start()
+        while isinstance(step, Send):
+            answer = await self._transact(step.request)
+            try:
+                step = procedure.on_answer(answer)
+            except proto.ProcedureError as exc:
+                raise self._translate(exc) from None
+        return step
+
     async def _shelf_count(self) -> int:
         if self.shelves is None:
             await self.identify()
@@ -206,49 +172,15 @@ class Cabinet:
     async def _record(self, request: Unlock | Lock | QuerySession) -> SessionRecord:
         answer = await self._transact(request)
         if isinstance(answer, ErrorReply):
-            raise self._translate(refused(answer, type(request).__name__))
+            raise self._refused(request, answer)
         if not isinstance(answer, SessionRecord) or answer.session_id != request.session_id:
             raise CabinetDriverError(f"{self._where}: unexpected answer {answer.describe()}")
         self.boot = answer.boot_count
         return answer
 
-    async def _expect(self, request: Request, kind: type[_R]) -> _R:
-        answer = await self._transact(request)
-        if isinstance(answer, ErrorReply):
-            raise self._translate(refused(answer, type(request).__name__))
-        if not isinstance(answer, kind):
-            raise CabinetDriverError(f"{self._where}: unexpected {type(answer).__name__}")
-        return answer
-
-    async def _transact(self, request: Request) -> Response:
-        async with self._lock:
-            if not self._open:
-                raise CabinetDriverError(f"{self._where} is not open")
-            loop = asyncio.get_running_loop()
-            client = self._client
-            try:
-                self.transport.write(client.send(request, loop.time()))
-                while True:
-                    deadline = client.deadline
-                    assert deadline is not None
-                    remaining = deadline - loop.time()
-                    if remaining > 0:
-                        data = await self.transport.read(remaining)
-                        if data:
-                            answered = client.receive(data, loop.time())
-                            if answered is not None:
-                                return answered.response
-                            continue
-                    retry = client.on_timeout(loop.time())
-                    if isinstance(retry, NoAnswer):
-                        raise CabinetNotAnsweringError(
-                            f"{self._where} did not answer {type(request).__name__} "
-                            f"after {retry.attempts} attempts"
-                        )
-                    if retry is not None:
-                        self.transport.write(retry)
-            finally:
-                client.abandon()
+    def _refused(self, request: Request, answer: Refusal) -> Exception:
+        assert isinstance(answer, ErrorReply)
+        return self._translate(refused(answer, type(request).__name__))
 
 
 def open_cabinet(

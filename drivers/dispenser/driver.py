@@ -13,19 +13,14 @@ calls :meth:`Dispenser.query` with that id and boot, and only then
 from __future__ import annotations
 
 import asyncio
-from types import TracebackType
-from typing import Self, TypeVar
 
-from drivers.dispenser.errors import (
-    BoardBusyError,
-    BoardNotAnsweringError,
-    BoardResetPendingError,
-    DispenserError,
-)
-from drivers.dispenser.transport import Transport, transport_for_url
+from drivers.dispenser.errors import BoardBusyError, BoardResetPendingError, DispenserError
+from drivers.dispenser.transport import DISPENSER, transport_for_url
+from drivers.framed.driver import FramedDriver
+from drivers.framed.transport import Transport
 from drivers.sim.dispenser import SimDispenserBoard
 from protocols.dispense import errors as proto
-from protocols.dispense.client import ClientTiming, DispenserClient, NoAnswer
+from protocols.dispense.client import ClientTiming, DispenserClient
 from protocols.dispense.messages import (
     AcknowledgeReset,
     BoardStatus,
@@ -40,11 +35,10 @@ from protocols.dispense.messages import (
 )
 from protocols.dispense.procedures import Finished, ResolveProcedure, Step, VendProcedure
 from protocols.dispense.results import VendResult
+from protocols.framed.message import Refusal
 
-_R = TypeVar("_R", bound=Response)
 
-
-class Dispenser:
+class Dispenser(FramedDriver[Request, Response]):
     def __init__(
         self,
         transport: Transport,
@@ -53,39 +47,10 @@ class Dispenser:
         timing: ClientTiming | None = None,
         url: str = "",
     ) -> None:
-        self.transport = transport
-        self.url = url
         self.timing = timing or ClientTiming()
-        self._client = DispenserClient(address, self.timing)
-        self._lock = asyncio.Lock()
-        self._open = False
+        super().__init__(transport, DispenserClient(address, self.timing), DISPENSER, url)
         #: The board's boot count as last seen; journal it with a vend id before RUN.
         self.board_boot: int | None = None
-
-    # --- life cycle ---------------------------------------------------------------
-
-    async def open(self) -> None:
-        if not self._open:
-            await self.transport.open()
-            self._open = True
-
-    async def close(self) -> None:
-        if self._open:
-            self._open = False
-            self._client.abandon()
-            await self.transport.close()
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # --- operations ---------------------------------------------------------------
 
@@ -180,50 +145,11 @@ class Dispenser:
                 raise DispenserError(f"{self._where}: {exc}") from None
         return step.result
 
-    async def _expect(self, request: Request, kind: type[_R]) -> _R:
-        answer = await self._transact(request)
-        if isinstance(answer, ErrorReply):
-            raise DispenserError(
-                f"{self._where}: board refused {type(request).__name__} ({answer.error.name})"
-            )
-        if not isinstance(answer, kind):
-            raise DispenserError(f"{self._where}: unexpected {type(answer).__name__}")
-        return answer
-
-    @property
-    def _where(self) -> str:
-        return f"dispenser {self.url or 'board'}"
-
-    async def _transact(self, request: Request) -> Response:
-        async with self._lock:
-            if not self._open:
-                raise DispenserError(f"{self._where} is not open")
-            loop = asyncio.get_running_loop()
-            client = self._client
-            try:
-                self.transport.write(client.send(request, loop.time()))
-                while True:
-                    deadline = client.deadline
-                    assert deadline is not None
-                    remaining = deadline - loop.time()
-                    if remaining > 0:
-                        data = await self.transport.read(remaining)
-                        if data:
-                            answered = client.receive(data, loop.time())
-                            if answered is not None:
-                                self._note(answered.response)
-                                return answered.response
-                            continue
-                    retry = client.on_timeout(loop.time())
-                    if isinstance(retry, NoAnswer):
-                        raise BoardNotAnsweringError(
-                            f"{self._where} did not answer {type(request).__name__} "
-                            f"after {retry.attempts} attempts"
-                        )
-                    if retry is not None:
-                        self.transport.write(retry)
-            finally:
-                client.abandon()
+    def _refused(self, request: Request, answer: Refusal) -> Exception:
+        assert isinstance(answer, ErrorReply)
+        return DispenserError(
+            f"{self._where}: board refused {type(request).__name__} ({answer.error.name})"
+        )
 
     def _note(self, answer: Response) -> None:
         if isinstance(answer, VendRecord | BoardStatus):

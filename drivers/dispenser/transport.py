@@ -2,180 +2,30 @@
 
 ``serial:///dev/ttyUSB0?baudrate=9600``, a bare ``/dev/pts/3`` (19200 baud), or
 ``memory://?motors=60&stock=5&vend_time=0.05`` for a :class:`SimDispenserBoard`
-answering in-process (tests and demos without a pty).
+answering in-process (tests and demos without a pty). The pipes themselves are
+the shared ones of :mod:`drivers.framed.transport`.
 """
 
 from __future__ import annotations
 
-import abc
-import asyncio
-from urllib.parse import parse_qs, urlsplit
-
-from drivers.dispenser.errors import DispenserError
+from drivers.dispenser.errors import BoardNotAnsweringError, DispenserError
+from drivers.framed import transport as framed
+from drivers.framed.kind import DeviceKind
+from drivers.framed.transport import Transport, UrlQuery
 from drivers.sim.dispenser import SimDispenserBoard
 
-BAUDRATES = (9600, 19200)
-DEFAULT_BAUDRATE = 19200
+DISPENSER = DeviceKind("dispenser", 0x01, DispenserError, BoardNotAnsweringError)
 
 
-class Transport(abc.ABC):
-    """Write frames, read whatever bytes came back."""
-
-    @abc.abstractmethod
-    async def open(self) -> None: ...
-
-    @abc.abstractmethod
-    async def close(self) -> None: ...
-
-    @abc.abstractmethod
-    def write(self, data: bytes) -> None: ...
-
-    @abc.abstractmethod
-    async def read(self, timeout: float) -> bytes:
-        """Bytes received so far, waiting up to ``timeout``; ``b""`` if none came."""
-
-
-class _QueueTransport(Transport):
-    """Shared receive side: chunks land in a queue; a lost port is an error, not silence."""
-
-    def __init__(self) -> None:
-        self._incoming: asyncio.Queue[bytes] = asyncio.Queue()
-        self._lost: str | None = None
-
-    async def read(self, timeout: float) -> bytes:
-        if self._lost is not None and self._incoming.empty():
-            raise DispenserError(self._lost)
-        try:
-            return await asyncio.wait_for(self._incoming.get(), max(timeout, 0.0))
-        except TimeoutError:
-            if self._lost is not None:
-                raise DispenserError(self._lost) from None
-            return b""
-
-
-class _SerialProtocol(asyncio.Protocol):
-    def __init__(self, owner: SerialTransport) -> None:
-        self.owner = owner
-
-    def data_received(self, data: bytes) -> None:
-        self.owner.received(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.owner.lost(exc)
-
-
-class SerialTransport(_QueueTransport):
-    def __init__(self, port: str, baudrate: int = DEFAULT_BAUDRATE) -> None:
-        super().__init__()
-        if baudrate not in BAUDRATES:
-            raise DispenserError(
-                f"baud rate {baudrate} not supported by the board protocol "
-                f"(use {' or '.join(map(str, BAUDRATES))})"
-            )
-        self.port = port
-        self.baudrate = baudrate
-        self._transport: asyncio.Transport | None = None
-
-    async def open(self) -> None:
-        import serial  # noqa: PLC0415 - keeps pyserial out of memory:// users
-        import serial_asyncio_fast  # noqa: PLC0415
-
-        loop = asyncio.get_running_loop()
-        try:
-            transport, _ = await serial_asyncio_fast.create_serial_connection(
-                loop, lambda: _SerialProtocol(self), self.port, baudrate=self.baudrate
-            )
-        except (OSError, serial.SerialException) as exc:
-            raise DispenserError(f"cannot open dispenser port {self.port}: {exc}") from exc
-        self._transport = transport
-        self._lost = None
-
-    async def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
-            await asyncio.sleep(0)  # let the transport finish closing the fd
-
-    def write(self, data: bytes) -> None:
-        if self._transport is None:
-            raise DispenserError(f"dispenser port {self.port} is not open")
-        self._transport.write(data)
-
-    def received(self, data: bytes) -> None:
-        self._incoming.put_nowait(data)
-
-    def lost(self, exc: Exception | None) -> None:
-        self._lost = f"dispenser port {self.port} closed" + (f": {exc}" if exc else "")
-        self._transport = None
-
-
-class MemoryTransport(_QueueTransport):
-    """The simulated board's firmware called directly, on the event loop's clock."""
-
-    def __init__(self, board: SimDispenserBoard) -> None:
-        super().__init__()
-        self.board = board
-        self._open = False
-
-    async def open(self) -> None:
-        self._open = True
-
-    async def close(self) -> None:
-        self._open = False
-
-    def write(self, data: bytes) -> None:
-        if not self._open:
-            raise DispenserError("in-memory dispenser is not open")
-        answer = self.board.receive(data, asyncio.get_running_loop().time())
-        if answer:
-            self._incoming.put_nowait(answer)
-
-
-def _query_int(query: dict[str, list[str]], key: str, default: int) -> int:
-    values = query.get(key)
-    if not values:
-        return default
-    try:
-        return int(values[-1], 0)
-    except ValueError:
-        raise DispenserError(f"{key}={values[-1]!r} is not an integer") from None
-
-
-def _query_float(query: dict[str, list[str]], key: str, default: float) -> float:
-    values = query.get(key)
-    if not values:
-        return default
-    try:
-        return float(values[-1])
-    except ValueError:
-        raise DispenserError(f"{key}={values[-1]!r} is not a number") from None
+def _simulator(query: UrlQuery, address: int) -> SimDispenserBoard:
+    return SimDispenserBoard(
+        motors=query.integer("motors", 60),
+        stock=query.integer("stock", 5),
+        vend_time=query.number("vend_time", 1.5),
+        address=address,
+    )
 
 
 def transport_for_url(url: str, board: SimDispenserBoard | None = None) -> tuple[Transport, int]:
     """The transport a URL names, and the board address it asks for (default 1)."""
-    if not url:
-        raise DispenserError("empty dispenser URL")
-    parts = urlsplit(url)
-    query = parse_qs(parts.query)
-    address = _query_int(query, "address", 0x01)
-    if parts.scheme == "memory":
-        if board is None:
-            try:
-                board = SimDispenserBoard(
-                    motors=_query_int(query, "motors", 60),
-                    stock=_query_int(query, "stock", 5),
-                    vend_time=_query_float(query, "vend_time", 1.5),
-                    address=address,
-                )
-            except ValueError as exc:
-                raise DispenserError(f"bad simulator parameters in {url!r}: {exc}") from None
-        return MemoryTransport(board), address
-    if parts.scheme == "serial" or (parts.scheme == "" and url.startswith("/")):
-        if not parts.path:
-            raise DispenserError(f"no device path in {url!r}")
-        baudrate = _query_int(query, "baudrate", DEFAULT_BAUDRATE)
-        return SerialTransport(parts.path, baudrate), address
-    raise DispenserError(
-        f"unknown dispenser URL {url!r} (use serial:///dev/ttyX?baudrate=19200, a path, "
-        "or memory://)"
-    )
+    return framed.transport_for_url(url, DISPENSER, _simulator, board)

@@ -15,15 +15,15 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from protocols.cabinet.codec import decode_request, encode_response, response_code
-from protocols.cabinet.errors import DecodeError, FieldError
+from drivers.sim.args import count_arg, flag_arg, index_arg
+from drivers.sim.framed import FramedSim
+from protocols.cabinet.codec import CODEC
 from protocols.cabinet.messages import (
     INVENTORY_TAGS_PER_PAGE,
     MAX_EVENTS_PER_ANSWER,
     MAX_LISTED_FAULTS,
     MAX_SHELVES,
     REPORT_TAGS_PER_PAGE,
-    REQUEST_TYPES,
     AcknowledgeReset,
     CabinetFlags,
     CabinetStatus,
@@ -58,7 +58,6 @@ from protocols.cabinet.messages import (
     TagDirection,
     Unlock,
 )
-from protocols.dispense.frames import Frame, FrameDecoder, encode_frame
 
 EVENT_QUEUE = 64
 # (sku, grams) of the products a default cabinet is stocked with, one per shelf.
@@ -138,7 +137,7 @@ def stocked_shelves(shelves: int = 4, count: int = 5, rfid: bool = False) -> lis
     return out
 
 
-class SimCabinet:
+class SimCabinet(FramedSim[Request, Response]):
     """The cabinet controller board's firmware. ``receive`` is a pty ``ByteHandler``."""
 
     def __init__(
@@ -155,53 +154,20 @@ class SimCabinet:
             raise ValueError(f"a cabinet has 1..{MAX_SHELVES} shelves, got {len(self.shelves)}")
         if memory < 1:
             raise ValueError(f"memory must hold at least one session, got {memory}")
-        self.address = address
+        super().__init__(CODEC, address, boot_count=boot_count)
         self.memory = memory
         self.model = model
         self.door_open = False
         self.locked = True
         self.tamper = False
-        self.plugged = True
         self.hand: list[tuple[int, SimItem]] = []  # (shelf taken from, item) in the customer's hand
-        self.boot_count = boot_count
-        self.reset_pending = False
-        self.answers_dropped = 0
-        self._drop_answers = 0
         self._sessions: OrderedDict[int, _Session] = OrderedDict()
         self._active: _Session | None = None  # non-volatile: survives a power cycle
         self._last_session_id: int | None = None
         self._events: deque[Event] = deque()
         self._event_seq = 0
         self._events_lost = False
-        self._decoder = FrameDecoder()
         self._power_up(0.0)
-
-    # --- the wire -----------------------------------------------------------------
-
-    def receive(self, data: bytes, now: float) -> bytes:
-        out = bytearray()
-        for frame in self._decoder.feed(data):
-            if frame.is_response or frame.address != self.address or not self.plugged:
-                continue
-            answer, code = self._answer_frame(frame, now)
-            if self._drop_answers:
-                self._drop_answers -= 1
-                self.answers_dropped += 1
-                continue
-            out += encode_frame(Frame(self.address, frame.seq, code, encode_response(answer)))
-        return bytes(out)
-
-    def _answer_frame(self, frame: Frame, now: float) -> tuple[Response, int]:
-        if frame.code not in REQUEST_TYPES:
-            return ErrorReply(frame.code & 0x7F, ErrorCode.UNKNOWN_COMMAND), ErrorReply.CODE
-        try:
-            request = decode_request(frame.code, frame.payload)
-        except FieldError:
-            return ErrorReply(frame.code, ErrorCode.BAD_ARGUMENT), ErrorReply.CODE
-        except DecodeError:
-            return ErrorReply(frame.code, ErrorCode.BAD_LENGTH), ErrorReply.CODE
-        answer = self.handle(request, now)
-        return answer, response_code(answer, frame.code)
 
     # --- the firmware -------------------------------------------------------------
 
@@ -229,10 +195,7 @@ class SimCabinet:
             case ReadEvents(boot_count=boot, ack_through=ack):
                 return self._read_events(boot, ack)
             case AcknowledgeReset(boot_count=boot):
-                if boot != self.boot_count:
-                    return ErrorReply(request.CODE, ErrorCode.STALE_BOOT)
-                self.reset_pending = False
-                return ResetAcknowledged(boot)
+                return self._acknowledge_reset(request.CODE, boot, ResetAcknowledged)
 
     def _flags(self) -> CabinetFlags:
         flags = CabinetFlags.NONE
@@ -290,10 +253,9 @@ class SimCabinet:
         known = self._sessions.get(request.session_id)
         if known is not None:
             return self._record(known)  # exactly once: never unlock twice for one id
-        if self.reset_pending:
-            return ErrorReply(request.CODE, ErrorCode.RESET_PENDING)
-        if self._active is not None:
-            return ErrorReply(request.CODE, ErrorCode.BUSY)
+        refusal = self._refuse_start(request.CODE, busy=self._active is not None)
+        if refusal is not None:
+            return refusal
         if self.door_open:
             return ErrorReply(request.CODE, ErrorCode.DOOR_OPEN)
         session = _Session(
@@ -324,7 +286,7 @@ class SimCabinet:
     def _query(self, request: QuerySession) -> Response:
         session = self._sessions.get(request.session_id)
         if session is None:
-            if not (request.void_if_unseen and not self.reset_pending):
+            if not self._may_void(request.void_if_unseen):
                 return self._record(_Session(request.session_id, SessionState.NOT_SEEN))
             session = _Session(request.session_id, SessionState.VOIDED)
             self._remember(session)
@@ -451,8 +413,7 @@ class SimCabinet:
             self._event(EventKind.DOOR_CLOSED)
 
     def _power_up(self, now: float) -> None:
-        self.boot_count = (self.boot_count + 1) & 0xFFFF
-        self.reset_pending = True
+        self._restart()
         self.locked = True  # fail-secure
         self.tamper = False
         active = self._active
@@ -460,7 +421,6 @@ class SimCabinet:
         self._events.clear()
         self._event_seq = 0
         self._events_lost = False
-        self._decoder = FrameDecoder()
         self._event(EventKind.POWER_UP)
         if active is None:
             return
@@ -484,9 +444,9 @@ class SimCabinet:
     def control(self, action: str, args: dict[str, object], now: float) -> dict[str, object]:
         self._advance(now)
         if action == "open_door":
-            self._open_door(_flag(args, "force"), now)
+            self._open_door(flag_arg(args, "force"), now)
         elif action == "take":
-            shelf, count = self._shelf_arg(args, "shelf"), _count(args, "count", 1)
+            shelf, count = self._shelf_arg(args, "shelf"), count_arg(args, "count", 1)
             self._need_open(action)
             items = self.shelves[shelf].items
             if count > len(items):
@@ -507,11 +467,7 @@ class SimCabinet:
             self._sensor(action == "sensor_fault", args)
         elif action == "power_cycle":
             self.power_cycle(now)
-        elif action in ("unplug", "plug"):
-            self.plugged = action == "plug"
-        elif action == "drop_answers":
-            self._drop_answers = _count(args, "count", 1)
-        elif action != "status":
+        elif action != "status" and not self._wire_control(action, args, drops=1):
             raise ValueError(f"cabinet has no action {action!r}")
         return self.status()
 
@@ -538,7 +494,7 @@ class SimCabinet:
         self._need_open("put_back")
         shelf = self._shelf_arg(args, "shelf")
         to_shelf = self._shelf_arg(args, "to_shelf") if "to_shelf" in args else shelf
-        count = _count(args, "count", 1)
+        count = count_arg(args, "count", 1)
         held = [i for i, (origin, _) in enumerate(self.hand) if origin == shelf]
         if count > len(held):
             raise ValueError(f"the customer holds {len(held)} items from shelf {shelf}")
@@ -564,19 +520,12 @@ class SimCabinet:
             session.flags |= RecordFlags.SENSOR_FAULT
 
     def _shelf_arg(self, args: dict[str, object], key: str) -> int:
-        shelf = args.get(key)
-        if not isinstance(shelf, int) or isinstance(shelf, bool):
-            raise TypeError(f"{key!r} must be an integer")
-        if not 0 <= shelf < len(self.shelves):
-            raise ValueError(f"{key} {shelf} outside 0..{len(self.shelves) - 1}")
-        return shelf
+        return index_arg(args, key, len(self.shelves))
 
     def status(self) -> dict[str, object]:
         active = self._active
         return {
-            "boot_count": self.boot_count,
-            "reset_pending": self.reset_pending,
-            "plugged": self.plugged,
+            **self._wire_status(),
             "door": self._door().name.lower(),
             "locked": self.locked,
             "tamper": self.tamper,
@@ -594,19 +543,5 @@ class SimCabinet:
             ],
             "hand": [{"from_shelf": origin, "sku": item.sku} for origin, item in self.hand],
             "pending_events": len(self._events),
-            "answers_dropped": self.answers_dropped,
+            "answers_dropped": self.counters.answers_dropped,
         }
-
-
-def _flag(args: dict[str, object], key: str) -> bool:
-    value = args.get(key, False)
-    if not isinstance(value, bool):
-        raise TypeError(f"{key!r} must be true or false")
-    return value
-
-
-def _count(args: dict[str, object], key: str, default: int) -> int:
-    value = args.get(key, default)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{key!r} must be an integer >= 0")
-    return value

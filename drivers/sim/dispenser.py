@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
 
-from protocols.dispense.errors import DecodeError
-from protocols.dispense.frames import Frame, FrameDecoder, encode_frame
+from drivers.sim.args import count_arg, flag_arg, index_arg, number_arg, text_arg
+from drivers.sim.framed import FramedSim, WireCounters
 from protocols.dispense.messages import (
+    CODEC,
     MAX_LISTED_FAULTS,
     MAX_MOTORS,
-    REQUEST_TYPES,
     AcknowledgeReset,
     BoardFlags,
     BoardStatus,
@@ -29,7 +29,6 @@ from protocols.dispense.messages import (
     ErrorReply,
     Fault,
     FaultCleared,
-    FieldError,
     GetStatus,
     MotorFault,
     QueryVend,
@@ -40,9 +39,6 @@ from protocols.dispense.messages import (
     RunMotor,
     VendRecord,
     VendState,
-    decode_request,
-    encode_response,
-    response_code,
 )
 
 CONDITIONS = ("jam", "empty", "motor_not_home", "over_current", "no_drop", "slow")
@@ -70,14 +66,14 @@ class _Vend:
 
 
 @dataclass(slots=True)
-class _Counters:
+class _Counters(WireCounters):
     turns: dict[int, int] = field(default_factory=dict)  # vends that started a motor
-    answers_dropped: int = 0
-    requests: int = 0
 
 
-class SimDispenserBoard:
+class SimDispenserBoard(FramedSim[Request, Response]):
     """The board's firmware. ``receive`` is a :data:`drivers.sim.pty.ByteHandler`."""
+
+    counters: _Counters
 
     def __init__(
         self,
@@ -97,53 +93,17 @@ class SimDispenserBoard:
             raise ValueError(f"vend time must be > 0 seconds, got {vend_time}")
         if memory < 1:
             raise ValueError(f"memory must hold at least one vend, got {memory}")
+        super().__init__(CODEC, address, _Counters(), boot_count)
         self.motors = motors
         self.vend_time = vend_time
-        self.address = address
         self.memory = memory
         self.stock = dict.fromkeys(range(motors), stock)
         self.conditions: dict[int, MotorConditions] = {}
         self.latched: dict[int, Fault] = {}
-        self.plugged = True
-        self.counters = _Counters()
-        self._drop_answers = 0
-        self._decoder = FrameDecoder()
         self._vends: OrderedDict[int, _Vend] = OrderedDict()
         self._active: _Vend | None = None
         self._last_vend_id: int | None = None
-        self.boot_count = boot_count
-        self.reset_pending = False
         self._power_up()
-
-    # --- the wire -----------------------------------------------------------------
-
-    def receive(self, data: bytes, now: float) -> bytes:
-        """Bytes from the controller in, answer frames out (empty when silent)."""
-        out = bytearray()
-        for frame in self._decoder.feed(data):
-            if frame.is_response or frame.address != self.address or not self.plugged:
-                continue  # our own echo, another board's traffic, or we are unplugged
-            self.counters.requests += 1
-            answer, code = self._answer_frame(frame, now)
-            if self._drop_answers:
-                self._drop_answers -= 1
-                self.counters.answers_dropped += 1
-                continue
-            out += encode_frame(Frame(self.address, frame.seq, code, encode_response(answer)))
-        return bytes(out)
-
-    def _answer_frame(self, frame: Frame, now: float) -> tuple[Response, int]:
-        if frame.code not in REQUEST_TYPES:
-            error = ErrorReply(frame.code & 0x7F, ErrorCode.UNKNOWN_COMMAND)
-            return error, ErrorReply.CODE
-        try:
-            request = decode_request(frame.code, frame.payload)
-        except FieldError:
-            return ErrorReply(frame.code, ErrorCode.BAD_ARGUMENT), ErrorReply.CODE
-        except DecodeError:
-            return ErrorReply(frame.code, ErrorCode.BAD_LENGTH), ErrorReply.CODE
-        answer = self.handle(request, now)
-        return answer, response_code(answer, frame.code)
 
     # --- the firmware -------------------------------------------------------------
 
@@ -164,10 +124,7 @@ class SimDispenserBoard:
                     self.latched.pop(m, None)
                 return FaultCleared(motor)
             case AcknowledgeReset(boot_count=boot):
-                if boot != self.boot_count:
-                    return ErrorReply(request.CODE, ErrorCode.STALE_BOOT)
-                self.reset_pending = False
-                return ResetAcknowledged(boot)
+                return self._acknowledge_reset(request.CODE, boot, ResetAcknowledged)
 
     def _flags(self) -> BoardFlags:
         flags = BoardFlags.NONE
@@ -205,8 +162,7 @@ class SimDispenserBoard:
     def _query(self, request: QueryVend) -> Response:
         vend = self._vends.get(request.vend_id)
         if vend is None:
-            # Voiding needs a complete memory: after a reset the id may have run before.
-            if not (request.void_if_unseen and not self.reset_pending):
+            if not self._may_void(request.void_if_unseen):
                 return self._record(_Vend(request.vend_id, None, VendState.NOT_SEEN))
             vend = _Vend(request.vend_id, None, VendState.VOIDED)
             self._remember(vend)
@@ -216,10 +172,9 @@ class SimDispenserBoard:
         known = self._vends.get(request.vend_id)
         if known is not None:
             return self._record(known)  # the exactly-once rule: never turn twice
-        if self.reset_pending:
-            return ErrorReply(request.CODE, ErrorCode.RESET_PENDING)
-        if self._active is not None:
-            return ErrorReply(request.CODE, ErrorCode.BUSY)
+        refusal = self._refuse_start(request.CODE, busy=self._active is not None)
+        if refusal is not None:
+            return refusal
         motor = request.motor
         vend = _Vend(request.vend_id, motor, VendState.DONE)
         self._remember(vend)
@@ -281,13 +236,11 @@ class SimDispenserBoard:
             self._vends.popitem(last=False)
 
     def _power_up(self) -> None:
-        self.boot_count = (self.boot_count + 1) & 0xFFFF
-        self.reset_pending = True
+        self._restart()
         self._vends.clear()
         self._active = None
         self._last_vend_id = None
         self.latched.clear()
-        self._decoder = FrameDecoder()
 
     # --- scripted faults and status -----------------------------------------------
 
@@ -301,16 +254,16 @@ class SimDispenserBoard:
     def control(self, action: str, args: dict[str, object], now: float) -> dict[str, object]:
         self._advance(now)
         if action == "fault":
-            kind = _text(args, "fault")
+            kind = text_arg(args, "fault")
             if kind not in CONDITIONS:
                 raise ValueError(f"unknown fault {kind!r}; known: {', '.join(CONDITIONS)}")
             motor = self._motor_arg(args)
             if kind == "slow":
-                seconds = _number(args, "seconds", self.vend_time)
+                seconds = number_arg(args, "seconds", self.vend_time)
                 cond = self.conditions.get(motor, MotorConditions())
                 self.conditions[motor] = replace(cond, extra_time=seconds)
             else:
-                once, drops = _flag(args, "once"), _flag(args, "drops")
+                once, drops = flag_arg(args, "once"), flag_arg(args, "drops")
                 extra = self.conditions.get(motor, MotorConditions()).extra_time
                 self.conditions[motor] = MotorConditions(kind, once, drops, extra)
         elif action == "clear":
@@ -320,35 +273,24 @@ class SimDispenserBoard:
             self.conditions.pop(motor, None)
             self.latched.pop(motor, None)
             if "stock" in args:
-                self.stock[motor] = _count(args, "stock")
+                self.stock[motor] = count_arg(args, "stock")
         elif action == "stock":
-            count = _count(args, "count")
+            count = count_arg(args, "count")
             for motor in [self._motor_arg(args)] if "motor" in args else list(self.stock):
                 self.stock[motor] = count
         elif action == "power_cycle":
-            self.power_cycle(now, _flag(args, "dropped"))
-        elif action in ("unplug", "plug"):
-            self.plugged = action == "plug"
-        elif action == "drop_answers":
-            self._drop_answers = _count(args, "count")
-        elif action != "status":
+            self.power_cycle(now, flag_arg(args, "dropped"))
+        elif action != "status" and not self._wire_control(action, args):
             raise ValueError(f"dispenser has no action {action!r}")
         return self.status()
 
     def _motor_arg(self, args: dict[str, object]) -> int:
-        motor = args.get("motor")
-        if not isinstance(motor, int) or isinstance(motor, bool):
-            raise TypeError("'motor' must be an integer")
-        if not 0 <= motor < self.motors:
-            raise ValueError(f"motor {motor} outside 0..{self.motors - 1}")
-        return motor
+        return index_arg(args, "motor", self.motors)
 
     def status(self) -> dict[str, object]:
         active = self._active
         return {
-            "boot_count": self.boot_count,
-            "reset_pending": self.reset_pending,
-            "plugged": self.plugged,
+            **self._wire_status(),
             "busy": active is not None,
             "active_vend_id": active.vend_id if active else None,
             "motors": self.motors,
@@ -362,31 +304,3 @@ class SimDispenserBoard:
             "remembered_vends": len(self._vends),
             "answers_dropped": self.counters.answers_dropped,
         }
-
-
-def _text(args: dict[str, object], key: str) -> str:
-    value = args.get(key)
-    if not isinstance(value, str):
-        raise TypeError(f"{key!r} must be a string")
-    return value
-
-
-def _flag(args: dict[str, object], key: str) -> bool:
-    value = args.get(key, False)
-    if not isinstance(value, bool):
-        raise TypeError(f"{key!r} must be true or false")
-    return value
-
-
-def _count(args: dict[str, object], key: str) -> int:
-    value = args.get(key)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{key!r} must be an integer >= 0")
-    return value
-
-
-def _number(args: dict[str, object], key: str, default: float) -> float:
-    value = args.get(key, default)
-    if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-        raise ValueError(f"{key!r} must be a number >= 0")
-    return float(value)

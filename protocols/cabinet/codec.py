@@ -7,11 +7,9 @@ not in the tables raises :class:`DecodeError` (or its :class:`FieldError`).
 
 from __future__ import annotations
 
-import enum
-from typing import TypeVar
-
-from protocols.cabinet.errors import DecodeError
+from protocols.cabinet.errors import ClientError, DecodeError, FieldError
 from protocols.cabinet.messages import (
+    FIELDS,
     NO_SHELF,
     REQUEST_TYPES,
     TAG_BYTES,
@@ -49,30 +47,10 @@ from protocols.cabinet.messages import (
     TagDirection,
     Unlock,
 )
-from protocols.dispense.frames import MAX_PAYLOAD, RESPONSE_BIT
-
-_E = TypeVar("_E", bound=enum.IntEnum)
-_F = TypeVar("_F", bound=enum.IntFlag)
-
-
-def _u16(value: int) -> bytes:
-    return value.to_bytes(2, "big")
-
-
-def _u32(value: int | None) -> bytes:
-    return (value or 0).to_bytes(4, "big")
-
-
-def _get16(data: bytes, at: int) -> int:
-    return int.from_bytes(data[at : at + 2], "big")
-
-
-def _get32(data: bytes, at: int) -> int:
-    return int.from_bytes(data[at : at + 4], "big")
-
-
-def _none_if_zero(value: int) -> int | None:
-    return value or None
+from protocols.framed.codec import FramedCodec
+from protocols.framed.fields import get16, get32, none_if_zero, u16, u32
+from protocols.framed.frames import RESPONSE_BIT
+from protocols.framed.message import answer_code
 
 
 def _tag_bytes(tag: str) -> bytes:
@@ -83,30 +61,10 @@ def _tag_text(raw: bytes) -> str:
     return raw.hex().upper()
 
 
-def _enum(kind: type[_E], value: int) -> _E:
-    try:
-        return kind(value)
-    except ValueError:
-        raise DecodeError(f"unknown {kind.__name__} code {value:#04x}") from None
-
-
-def _flags(kind: type[_F], value: int) -> _F:
-    known = 0
-    for member in kind:
-        known |= int(member)
-    if value & ~known:
-        raise DecodeError(f"{kind.__name__} {value:#04x} has unknown bits")
-    return kind(value)
-
-
-def _expect_len(what: str, payload: bytes, length: int) -> None:
-    if len(payload) != length:
-        raise DecodeError(f"{what} payload is {len(payload)} bytes, expected {length}")
-
-
-def _at_least(what: str, payload: bytes, length: int) -> None:
-    if len(payload) < length:
-        raise DecodeError(f"{what} payload is {len(payload)} bytes, at least {length} expected")
+_enum = FIELDS.enum
+_flags = FIELDS.flags
+_expect_len = FIELDS.expect_len
+_at_least = FIELDS.at_least
 
 
 # --- requests ---------------------------------------------------------------------
@@ -119,20 +77,20 @@ def encode_request(message: Request) -> tuple[int, bytes]:
             payload = b""
         case Unlock():
             payload = (
-                _u32(message.session_id) + _u16(message.open_window) + _u16(message.held_open_limit)
+                u32(message.session_id) + u16(message.open_window) + u16(message.held_open_limit)
             )
         case Lock(session_id=session_id):
-            payload = _u32(session_id)
+            payload = u32(session_id)
         case QuerySession(session_id=session_id, void_if_unseen=void):
-            payload = _u32(session_id) + bytes((int(void),))
+            payload = u32(session_id) + bytes((int(void),))
         case ReadInventory(shelf=shelf, page=page):
             payload = bytes((shelf, page))
         case ReadSessionReport(session_id=session_id, shelf=shelf, page=page):
-            payload = _u32(session_id) + bytes((shelf, page))
+            payload = u32(session_id) + bytes((shelf, page))
         case ReadEvents(boot_count=boot, ack_through=ack):
-            payload = _u16(boot) + _u16(ack)
+            payload = u16(boot) + u16(ack)
         case AcknowledgeReset(boot_count=boot):
-            payload = _u16(boot)
+            payload = u16(boot)
     return message.CODE, payload
 
 
@@ -145,36 +103,33 @@ def decode_request(code: int, payload: bytes) -> Request:
         return kind()
     if kind is Unlock:
         _expect_len("UNLOCK", payload, 8)
-        return Unlock(_get32(payload, 0), _get16(payload, 4), _get16(payload, 6))
+        return Unlock(get32(payload, 0), get16(payload, 4), get16(payload, 6))
     if kind is Lock:
         _expect_len("LOCK", payload, 4)
-        return Lock(_get32(payload, 0))
+        return Lock(get32(payload, 0))
     if kind is QuerySession:
         _expect_len("QUERY SESSION", payload, 5)
         if payload[4] > 1:
             raise DecodeError(f"QUERY SESSION flags {payload[4]:#04x} has unknown bits")
-        return QuerySession(_get32(payload, 0), bool(payload[4]))
+        return QuerySession(get32(payload, 0), bool(payload[4]))
     if kind is ReadInventory:
         _expect_len("SHELF INVENTORY", payload, 2)
         return ReadInventory(payload[0], payload[1])
     if kind is ReadSessionReport:
         _expect_len("SESSION REPORT", payload, 6)
-        return ReadSessionReport(_get32(payload, 0), payload[4], payload[5])
+        return ReadSessionReport(get32(payload, 0), payload[4], payload[5])
     if kind is ReadEvents:
         _expect_len("READ EVENTS", payload, 4)
-        return ReadEvents(_get16(payload, 0), _get16(payload, 2))
+        return ReadEvents(get16(payload, 0), get16(payload, 2))
     _expect_len("ACK RESET", payload, 2)
-    return AcknowledgeReset(_get16(payload, 0))
+    return AcknowledgeReset(get16(payload, 0))
 
 
 # --- answers ----------------------------------------------------------------------
 
 
-def response_code(message: Response, request_code: int) -> int:
-    """The CODE byte for an answer to a request with ``request_code``."""
-    if isinstance(message, ErrorReply):
-        return ErrorReply.CODE
-    return request_code | RESPONSE_BIT
+# The CODE byte for an answer to a request: the shared rule, under the name callers use.
+response_code = answer_code
 
 
 def encode_response(message: Response) -> bytes:
@@ -183,52 +138,52 @@ def encode_response(message: Response) -> bytes:
         case Identity():
             return (
                 bytes((message.version,))
-                + _u16(message.boot_count)
+                + u16(message.boot_count)
                 + bytes((len(message.shelves), *message.shelves))
                 + message.model.encode("ascii")
             )
         case CabinetStatus():
             return (
-                _u16(message.boot_count)
+                u16(message.boot_count)
                 + bytes((message.flags, message.door, message.lock))
-                + _u32(message.active_session_id)
-                + _u32(message.last_session_id)
+                + u32(message.active_session_id)
+                + u32(message.last_session_id)
                 + bytes((message.pending_events, len(message.faults)))
                 + b"".join(bytes((f.shelf, f.fault)) for f in message.faults)
             )
         case SessionRecord():
             return (
-                _u32(message.session_id)
+                u32(message.session_id)
                 + bytes((message.state, message.flags, message.shelves_changed))
-                + _u16(message.boot_count)
+                + u16(message.boot_count)
                 + bytes((message.cabinet_flags, message.door))
             )
         case ShelfInventory():
             return (
                 bytes((message.shelf, message.status))
-                + _u32(message.weight_g)
+                + u32(message.weight_g)
                 + bytes((message.tag_count, message.page))
                 + b"".join(_tag_bytes(t) for t in message.tags)
             )
         case ShelfReport():
             return (
-                _u32(message.session_id)
+                u32(message.session_id)
                 + bytes((message.shelf, message.status, message.confidence))
-                + _u32(message.weight_before_g)
-                + _u32(message.weight_after_g)
+                + u32(message.weight_before_g)
+                + u32(message.weight_after_g)
                 + bytes((message.removed_count, message.added_count, message.page))
                 + b"".join(bytes((e.direction,)) + _tag_bytes(e.tag) for e in message.entries)
             )
         case Events():
             body = b"".join(
-                _u16(e.seq)
+                u16(e.seq)
                 + bytes((e.kind, NO_SHELF if e.shelf is None else e.shelf))
-                + _u32(e.session_id)
+                + u32(e.session_id)
                 for e in message.events
             )
-            return _u16(message.boot_count) + bytes((message.more, len(message.events))) + body
+            return u16(message.boot_count) + bytes((message.more, len(message.events))) + body
         case ResetAcknowledged(boot_count=boot):
-            return _u16(boot)
+            return u16(boot)
         case ErrorReply(request_code=code, error=error):
             return bytes((code, error))
 
@@ -242,7 +197,7 @@ def _identity(payload: bytes) -> Identity:
         model = payload[4 + count :].decode("ascii")
     except UnicodeDecodeError:
         raise DecodeError("IDENTITY model is not ASCII") from None
-    return Identity(payload[0], _get16(payload, 1), shelves, model)
+    return Identity(payload[0], get16(payload, 1), shelves, model)
 
 
 def _status(payload: bytes) -> CabinetStatus:
@@ -254,12 +209,12 @@ def _status(payload: bytes) -> CabinetStatus:
         for i in range(15, len(payload), 2)
     )
     return CabinetStatus(
-        boot_count=_get16(payload, 0),
+        boot_count=get16(payload, 0),
         flags=_flags(CabinetFlags, payload[2]),
         door=_enum(DoorState, payload[3]),
         lock=_enum(LockState, payload[4]),
-        active_session_id=_none_if_zero(_get32(payload, 5)),
-        last_session_id=_none_if_zero(_get32(payload, 9)),
+        active_session_id=none_if_zero(get32(payload, 5)),
+        last_session_id=none_if_zero(get32(payload, 9)),
         pending_events=payload[13],
         faults=faults,
     )
@@ -268,11 +223,11 @@ def _status(payload: bytes) -> CabinetStatus:
 def _record(payload: bytes) -> SessionRecord:
     _expect_len("SESSION RECORD", payload, 11)
     return SessionRecord(
-        session_id=_get32(payload, 0),
+        session_id=get32(payload, 0),
         state=_enum(SessionState, payload[4]),
         flags=_flags(RecordFlags, payload[5]),
         shelves_changed=payload[6],
-        boot_count=_get16(payload, 7),
+        boot_count=get16(payload, 7),
         cabinet_flags=_flags(CabinetFlags, payload[9]),
         door=_enum(DoorState, payload[10]),
     )
@@ -287,7 +242,7 @@ def _inventory(payload: bytes) -> ShelfInventory:
     return ShelfInventory(
         shelf=payload[0],
         status=_flags(ShelfStatus, payload[1]),
-        weight_g=_get32(payload, 2),
+        weight_g=get32(payload, 2),
         tag_count=payload[6],
         page=payload[7],
         tags=tags,
@@ -305,12 +260,12 @@ def _report(payload: bytes) -> ShelfReport:
         for i in range(0, len(raw), step)
     )
     return ShelfReport(
-        session_id=_get32(payload, 0),
+        session_id=get32(payload, 0),
         shelf=payload[4],
         status=_flags(ShelfStatus, payload[5]),
         confidence=payload[6],
-        weight_before_g=_get32(payload, 7),
-        weight_after_g=_get32(payload, 11),
+        weight_before_g=get32(payload, 7),
+        weight_after_g=get32(payload, 11),
         removed_count=payload[15],
         added_count=payload[16],
         page=payload[17],
@@ -324,19 +279,18 @@ def _events(payload: bytes) -> Events:
     _expect_len("EVENTS", payload, 4 + 8 * count)
     events = tuple(
         Event(
-            seq=_get16(payload, i),
+            seq=get16(payload, i),
             kind=_enum(EventKind, payload[i + 2]),
             shelf=None if payload[i + 3] == NO_SHELF else payload[i + 3],
-            session_id=_none_if_zero(_get32(payload, i + 4)),
+            session_id=none_if_zero(get32(payload, i + 4)),
         )
         for i in range(4, len(payload), 8)
     )
-    return Events(_get16(payload, 0), payload[2], events)
+    return Events(get16(payload, 0), payload[2], events)
 
 
 def decode_response(code: int, payload: bytes) -> Response:
-    if len(payload) > MAX_PAYLOAD:
-        raise DecodeError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    FIELDS.fits(payload)
     if code == Identity.CODE:
         return _identity(payload)
     if code == CabinetStatus.CODE:
@@ -351,8 +305,23 @@ def decode_response(code: int, payload: bytes) -> Response:
         return _events(payload)
     if code == ResetAcknowledged.CODE:
         _expect_len("RESET ACKNOWLEDGED", payload, 2)
-        return ResetAcknowledged(_get16(payload, 0))
+        return ResetAcknowledged(get16(payload, 0))
     if code == ErrorReply.CODE:
         _expect_len("ERROR", payload, 2)
         return ErrorReply(payload[0], _enum(ErrorCode, payload[1]))
     raise DecodeError(f"unknown response code {code:#04x}")
+
+
+CODEC: FramedCodec[Request, Response] = FramedCodec(
+    device="cabinet",
+    request_codes=REQUEST_TYPES.keys(),
+    encode_request=encode_request,
+    decode_request=decode_request,
+    encode_response=encode_response,
+    decode_response=decode_response,
+    error_reply=ErrorReply,
+    error_codes=ErrorCode,
+    decode_error=DecodeError,
+    field_error=FieldError,
+    client_error=ClientError,
+)

@@ -1,12 +1,12 @@
 """The cabinet protocol's own errors. Garbage on the wire raises these and nothing else.
 
 Frames are shared with the dispensing board, so a frame that breaks the framing
-rules raises :class:`protocols.dispense.errors.FrameError` (re-exported here).
+rules raises :class:`protocols.framed.errors.FrameError` (re-exported here).
 """
 
 from __future__ import annotations
 
-from protocols.dispense.errors import FrameError
+from protocols.framed.errors import FrameError
 
 __all__ = [
     "CabinetBusyError",

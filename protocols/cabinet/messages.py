@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import ClassVar
 
-from protocols.cabinet.errors import FieldError
-from protocols.dispense.frames import RESPONSE_BIT
+from protocols.cabinet.errors import DecodeError, FieldError
+from protocols.framed.fields import FieldRules
+from protocols.framed.frames import RESPONSE_BIT
+from protocols.framed.message import FramedMessage, Refusal
 
 MAX_SHELVES = 32
 MAX_LISTED_FAULTS = 32  # STATUS lists at most this many shelf faults
@@ -111,9 +113,8 @@ class TagDirection(enum.IntEnum):
     ADDED = 0x02
 
 
-def check(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise FieldError(f"{name} {value} outside {low}..{high}")
+FIELDS = FieldRules(DecodeError, FieldError)
+check = FIELDS.check
 
 
 def check_session_id(session_id: int) -> None:
@@ -129,22 +130,8 @@ def check_tag(tag: str) -> None:
         raise FieldError(f"RFID tag {tag!r} is not 24 upper-case hex digits (EPC-96)")
 
 
-class Message:
-    """Base of every request and answer."""
-
-    CODE: ClassVar[int] = 0
-
-    def describe(self) -> dict[str, object]:
-        """Fields as JSON-friendly values (logs, ``--json``)."""
-        out: dict[str, object] = {"message": type(self).__name__}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if isinstance(value, enum.Enum):
-                value = str(value.name).lower()
-            elif isinstance(value, tuple):
-                value = [v.describe() if isinstance(v, Message) else v for v in value]
-            out[f.name] = value
-        return out
+class Message(FramedMessage):
+    """Base of every cabinet request and answer."""
 
 
 # --- requests (controller -> cabinet) -------------------------------------------
@@ -461,8 +448,7 @@ class ResetAcknowledged(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorReply(Message):
-    CODE: ClassVar[int] = 0xFF
+class ErrorReply(Message, Refusal):
     request_code: int
     error: ErrorCode
 

@@ -1,169 +1,41 @@
 """The controller's side of one board link: one request in flight, sequence numbers, retries.
 
-Sans-I/O: the driver writes what :meth:`DispenserClient.send` returns, feeds what it
-reads to :meth:`DispenserClient.receive`, and calls :meth:`DispenserClient.on_timeout`
-when :attr:`DispenserClient.deadline` passes. Nothing here reads a clock.
-
-Rules (docs/dispenser-protocol.md, section 6):
-
-* a retry resends the *same* frame with the *same* SEQ, so a late answer to an
-  earlier attempt is as good as the answer to the retry (every request is
-  idempotent on the board: RUN MOTOR by vend id, the others by nature);
-* an answer is taken only if it carries our address, the in-flight SEQ and the code
-  that answers our request; anything else (our own echo on RS-485, a duplicate, an
-  answer to a request we gave up on) is counted and ignored;
-* a board silent through every retry is reported as :class:`NoAnswer`, never guessed.
+The transaction rules are the shared framed client's (:mod:`protocols.framed.client`,
+docs/dispenser-protocol.md section 6); this module binds it to the board's messages
+and errors and adds the board's QUERY VEND cadence to the timing.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocols.dispense.errors import ClientError, DecodeError
-from protocols.dispense.frames import Frame, FrameDecoder, encode_frame
-from protocols.dispense.messages import (
-    ErrorReply,
-    Request,
-    Response,
-    decode_response,
-    encode_request,
-    response_code,
-)
+from protocols.dispense.messages import CODEC, Request, Response
+from protocols.framed import client as framed
+from protocols.framed.client import Answered, ClientCounters, NoAnswer
+
+__all__ = [
+    "DEFAULT_ADDRESS",
+    "Answered",
+    "ClientCounters",
+    "ClientTiming",
+    "DispenserClient",
+    "NoAnswer",
+]
 
 DEFAULT_ADDRESS = 0x01
 
 
 @dataclass(frozen=True, slots=True)
-class ClientTiming:
+class ClientTiming(framed.ClientTiming):
     """Seconds. The board answers within 50 ms; a 40-byte frame takes 42 ms at 9600 baud."""
 
-    response_timeout: float = 0.25
-    retries: int = 3
     poll_interval: float = 0.2  # QUERY VEND cadence while a motor runs
 
 
-@dataclass(frozen=True, slots=True)
-class Answered:
-    request: Request
-    response: Response
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class NoAnswer:
-    request: Request
-    attempts: int
-
-
-@dataclass(slots=True)
-class _InFlight:
-    request: Request
-    seq: int
-    frame: bytes
-    attempts: int
-    deadline: float
-
-
-@dataclass(slots=True)
-class ClientCounters:
-    ignored: int = 0  # well-formed frames that do not answer the request in flight
-    undecodable: int = 0  # frames with a good CRC whose payload breaks the tables
-
-
-class DispenserClient:
+class DispenserClient(framed.FramedClient[Request, Response]):
     """Transaction layer for one board address."""
 
     def __init__(
         self, address: int = DEFAULT_ADDRESS, timing: ClientTiming | None = None, seq: int = 0
     ) -> None:
-        if not 0 <= address <= 0xFF:
-            raise ClientError(f"board address {address} is not a byte")
-        self.address = address
-        self.timing = timing or ClientTiming()
-        self.counters = ClientCounters()
-        self._decoder = FrameDecoder()
-        self._next_seq = seq & 0xFF
-        self._inflight: _InFlight | None = None
-
-    @property
-    def busy(self) -> bool:
-        return self._inflight is not None
-
-    @property
-    def deadline(self) -> float | None:
-        """When :meth:`on_timeout` should be called if no answer has arrived."""
-        return self._inflight.deadline if self._inflight else None
-
-    @property
-    def discarded_bytes(self) -> int:
-        return self._decoder.discarded
-
-    def send(self, request: Request, now: float) -> bytes:
-        """Start a transaction; returns the frame to write."""
-        if self._inflight is not None:
-            raise ClientError(
-                f"{type(request).__name__} while {type(self._inflight.request).__name__} "
-                "is still in flight"
-            )
-        seq = self._next_seq
-        self._next_seq = (seq + 1) & 0xFF
-        code, payload = encode_request(request)
-        frame = encode_frame(Frame(self.address, seq, code, payload))
-        self._inflight = _InFlight(
-            request, seq, frame, attempts=1, deadline=now + self.timing.response_timeout
-        )
-        return frame
-
-    def receive(self, data: bytes, now: float) -> Answered | None:
-        """Feed bytes from the board; returns the answer once the request is answered."""
-        answered: Answered | None = None
-        for frame in self._decoder.feed(data):
-            if answered is not None:
-                self.counters.ignored += 1  # a duplicate after the answer we took
-                continue
-            answered = self._match(frame)
-        return answered
-
-    def on_timeout(self, now: float) -> bytes | NoAnswer | None:
-        """Past the deadline: the frame to resend, or :class:`NoAnswer` after the last retry."""
-        inflight = self._inflight
-        if inflight is None or now < inflight.deadline:
-            return None
-        # Half a frame older than the response time is junk; the retry's answer is coming.
-        self._decoder.discard_partial()
-        if inflight.attempts > self.timing.retries:
-            self._inflight = None
-            return NoAnswer(inflight.request, inflight.attempts)
-        inflight.attempts += 1
-        inflight.deadline = now + self.timing.response_timeout
-        return inflight.frame
-
-    def abandon(self) -> None:
-        """Forget the request in flight (the port closed); a late answer will be ignored."""
-        self._inflight = None
-
-    def _match(self, frame: Frame) -> Answered | None:
-        inflight = self._inflight
-        if not frame.is_response or frame.address != self.address or inflight is None:
-            self.counters.ignored += 1
-            return None
-        if frame.seq != inflight.seq:
-            self.counters.ignored += 1
-            return None
-        request_code = type(inflight.request).CODE
-        if frame.code not in (request_code | 0x80, ErrorReply.CODE):
-            self.counters.ignored += 1
-            return None
-        try:
-            response = decode_response(frame.code, frame.payload)
-        except DecodeError:
-            # Let the retry ask again rather than act on a payload we cannot read.
-            self.counters.undecodable += 1
-            return None
-        if response_code(response, request_code) != frame.code or (
-            isinstance(response, ErrorReply) and response.request_code != request_code
-        ):
-            self.counters.ignored += 1
-            return None
-        self._inflight = None
-        return Answered(inflight.request, response, inflight.attempts)
+        super().__init__(CODEC, address, timing or ClientTiming(), seq)

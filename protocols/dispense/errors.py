@@ -1,14 +1,26 @@
-"""The dispensing-board protocol's own errors. Garbage on the wire raises these and nothing else."""
+"""The dispensing-board protocol's own errors. Garbage on the wire raises these and nothing else.
+
+The framing is shared with the cabinet, so a frame that breaks its rules raises
+:class:`protocols.framed.errors.FrameError` (re-exported here).
+"""
 
 from __future__ import annotations
 
+from protocols.framed.errors import FrameError
+
+__all__ = [
+    "BoardBusyError",
+    "BoardResetPendingError",
+    "ClientError",
+    "DecodeError",
+    "DispenseError",
+    "FrameError",
+    "ProcedureError",
+]
+
 
 class DispenseError(Exception):
-    """Base of every error the dispenser protocol code raises."""
-
-
-class FrameError(DispenseError):
-    """Bytes that break the frame rules: no start byte, bad length, bad checksum."""
+    """Base of every error the dispenser protocol code raises (frames aside)."""
 
 
 class DecodeError(DispenseError):

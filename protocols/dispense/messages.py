@@ -8,17 +8,18 @@ big-endian. Field tables: docs/dispenser-protocol.md, section 5.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, fields
-from typing import ClassVar, TypeVar
+from dataclasses import dataclass
+from typing import ClassVar
 
-from protocols.dispense.errors import DecodeError
-from protocols.dispense.frames import MAX_PAYLOAD, RESPONSE_BIT
+from protocols.dispense.errors import ClientError, DecodeError
+from protocols.framed.codec import FramedCodec
+from protocols.framed.fields import FieldRules, get16, get32, none_if_zero, u16, u32
+from protocols.framed.frames import RESPONSE_BIT
+from protocols.framed.message import FramedMessage, Refusal, answer_code
 
 NO_MOTOR = 0xFF  # "no motor" in a record; "every motor" in RESET FAULT
 MAX_MOTORS = 100  # motor address = row * 10 + column, rows and columns 0..9
 MAX_LISTED_FAULTS = 32  # STATUS lists at most this many latched faults
-
-_E = TypeVar("_E", bound=enum.IntEnum)
 
 
 class FieldError(DecodeError, ValueError):
@@ -60,9 +61,8 @@ class BoardFlags(enum.IntFlag):
     FAULTS_TRUNCATED = 0x04  # more latched faults than STATUS lists
 
 
-def _check(name: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise FieldError(f"{name} {value} outside {low}..{high}")
+FIELDS = FieldRules(DecodeError, FieldError)
+_check = FIELDS.check
 
 
 def _check_motor(motor: int) -> None:
@@ -73,22 +73,8 @@ def _check_vend_id(vend_id: int) -> None:
     _check("vend id", vend_id, 1, 0xFFFFFFFF)
 
 
-class Message:
-    """Base of every request and answer."""
-
-    CODE: ClassVar[int] = 0
-
-    def describe(self) -> dict[str, object]:
-        """Fields as JSON-friendly values (logs, ``--json``)."""
-        out: dict[str, object] = {"message": type(self).__name__}
-        for f in fields(self):  # type: ignore[arg-type]
-            value = getattr(self, f.name)
-            if isinstance(value, enum.Enum):
-                value = value.name.lower()
-            elif isinstance(value, tuple):
-                value = [v.describe() if isinstance(v, Message) else v for v in value]
-            out[f.name] = value
-        return out
+class Message(FramedMessage):
+    """Base of every dispensing-board request and answer."""
 
 
 # --- requests (controller -> board) -----------------------------------------------
@@ -244,8 +230,7 @@ class ResetAcknowledged(Message):
 
 
 @dataclass(frozen=True, slots=True)
-class ErrorReply(Message):
-    CODE: ClassVar[int] = 0xFF
+class ErrorReply(Message, Refusal):
     request_code: int
     error: ErrorCode
 
@@ -259,14 +244,6 @@ Response = BoardStatus | VendRecord | FaultCleared | ResetAcknowledged | ErrorRe
 # --- payload codecs ---------------------------------------------------------------
 
 
-def _u32_or_none(value: int | None) -> bytes:
-    return (value or 0).to_bytes(4, "big")
-
-
-def _none_if_zero(value: int) -> int | None:
-    return value or None
-
-
 def _motor_byte(motor: int | None) -> int:
     return NO_MOTOR if motor is None else motor
 
@@ -275,16 +252,8 @@ def _motor_or_none(byte: int) -> int | None:
     return None if byte == NO_MOTOR else byte
 
 
-def _enum(kind: type[_E], value: int) -> _E:
-    try:
-        return kind(value)
-    except ValueError:
-        raise DecodeError(f"unknown {kind.__name__} code {value:#04x}") from None
-
-
-def _expect_len(what: str, payload: bytes, length: int) -> None:
-    if len(payload) != length:
-        raise DecodeError(f"{what} payload is {len(payload)} bytes, expected {length}")
+_enum = FIELDS.enum
+_expect_len = FIELDS.expect_len
 
 
 def encode_request(message: Request) -> tuple[int, bytes]:
@@ -293,13 +262,13 @@ def encode_request(message: Request) -> tuple[int, bytes]:
         case GetStatus():
             payload = b""
         case RunMotor(motor=motor, vend_id=vend_id):
-            payload = bytes((motor,)) + vend_id.to_bytes(4, "big")
+            payload = bytes((motor,)) + u32(vend_id)
         case QueryVend(vend_id=vend_id, void_if_unseen=void):
-            payload = vend_id.to_bytes(4, "big") + bytes((int(void),))
+            payload = u32(vend_id) + bytes((int(void),))
         case ResetFault(motor=motor):
             payload = bytes((_motor_byte(motor),))
         case AcknowledgeReset(boot_count=boot):
-            payload = boot.to_bytes(2, "big")
+            payload = u16(boot)
     return message.CODE, payload
 
 
@@ -312,24 +281,21 @@ def decode_request(code: int, payload: bytes) -> Request:
         return GetStatus()
     if kind is RunMotor:
         _expect_len("RUN MOTOR", payload, 5)
-        return RunMotor(payload[0], int.from_bytes(payload[1:5], "big"))
+        return RunMotor(payload[0], get32(payload, 1))
     if kind is QueryVend:
         _expect_len("QUERY VEND", payload, 5)
         if payload[4] > 1:
             raise DecodeError(f"QUERY VEND flags {payload[4]:#04x} has unknown bits")
-        return QueryVend(int.from_bytes(payload[:4], "big"), bool(payload[4]))
+        return QueryVend(get32(payload, 0), bool(payload[4]))
     if kind is ResetFault:
         _expect_len("RESET FAULT", payload, 1)
         return ResetFault(_motor_or_none(payload[0]))
     _expect_len("ACK RESET", payload, 2)
-    return AcknowledgeReset(int.from_bytes(payload, "big"))
+    return AcknowledgeReset(get16(payload, 0))
 
 
-def response_code(message: Response, request_code: int) -> int:
-    """The CODE byte for an answer to a request with ``request_code``."""
-    if isinstance(message, ErrorReply):
-        return ErrorReply.CODE
-    return request_code | RESPONSE_BIT
+# The CODE byte for an answer to a request: the shared rule, under the name callers use.
+response_code = answer_code
 
 
 def encode_response(message: Response) -> bytes:
@@ -337,53 +303,48 @@ def encode_response(message: Response) -> bytes:
     match message:
         case BoardStatus():
             head = (
-                message.boot_count.to_bytes(2, "big")
+                u16(message.boot_count)
                 + bytes((message.flags, message.motors))
-                + _u32_or_none(message.active_vend_id)
-                + _u32_or_none(message.last_vend_id)
+                + u32(message.active_vend_id)
+                + u32(message.last_vend_id)
                 + bytes((len(message.faults),))
             )
             return head + b"".join(bytes((f.motor, f.fault)) for f in message.faults)
         case VendRecord():
             return (
-                message.vend_id.to_bytes(4, "big")
+                u32(message.vend_id)
                 + bytes((message.state, _motor_byte(message.motor), message.fault))
                 + bytes((int(message.dropped),))
-                + message.boot_count.to_bytes(2, "big")
+                + u16(message.boot_count)
                 + bytes((message.board_flags,))
             )
         case FaultCleared(motor=motor):
             return bytes((_motor_byte(motor),))
         case ResetAcknowledged(boot_count=boot):
-            return boot.to_bytes(2, "big")
+            return u16(boot)
         case ErrorReply(request_code=code, error=error):
             return bytes((code, error))
 
 
 def _flags(value: int) -> BoardFlags:
-    known = int(BoardFlags.RESET | BoardFlags.BUSY | BoardFlags.FAULTS_TRUNCATED)
-    if value & ~known:
-        raise DecodeError(f"board flags {value:#04x} has unknown bits")
-    return BoardFlags(value)
+    return FIELDS.flags(BoardFlags, value, "board flags")
 
 
 def decode_response(code: int, payload: bytes) -> Response:
-    if len(payload) > MAX_PAYLOAD:
-        raise DecodeError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    FIELDS.fits(payload)
     if code == BoardStatus.CODE:
-        if len(payload) < 13:
-            raise DecodeError(f"STATUS payload is {len(payload)} bytes, at least 13 expected")
+        FIELDS.at_least("STATUS", payload, 13)
         count = payload[12]
         _expect_len("STATUS", payload, 13 + 2 * count)
         faults = tuple(
             MotorFault(payload[i], _enum(Fault, payload[i + 1])) for i in range(13, len(payload), 2)
         )
         return BoardStatus(
-            boot_count=int.from_bytes(payload[0:2], "big"),
+            boot_count=get16(payload, 0),
             flags=_flags(payload[2]),
             motors=payload[3],
-            active_vend_id=_none_if_zero(int.from_bytes(payload[4:8], "big")),
-            last_vend_id=_none_if_zero(int.from_bytes(payload[8:12], "big")),
+            active_vend_id=none_if_zero(get32(payload, 4)),
+            last_vend_id=none_if_zero(get32(payload, 8)),
             faults=faults,
         )
     if code in (RunMotor.CODE | RESPONSE_BIT, QueryVend.CODE | RESPONSE_BIT):
@@ -391,12 +352,12 @@ def decode_response(code: int, payload: bytes) -> Response:
         if payload[7] > 1:
             raise DecodeError(f"VEND RECORD drop byte {payload[7]:#04x} is not 0 or 1")
         return VendRecord(
-            vend_id=int.from_bytes(payload[0:4], "big"),
+            vend_id=get32(payload, 0),
             state=_enum(VendState, payload[4]),
             motor=_motor_or_none(payload[5]),
             fault=_enum(Fault, payload[6]),
             dropped=bool(payload[7]),
-            boot_count=int.from_bytes(payload[8:10], "big"),
+            boot_count=get16(payload, 8),
             board_flags=_flags(payload[10]),
         )
     if code == FaultCleared.CODE:
@@ -404,8 +365,23 @@ def decode_response(code: int, payload: bytes) -> Response:
         return FaultCleared(_motor_or_none(payload[0]))
     if code == ResetAcknowledged.CODE:
         _expect_len("RESET ACKNOWLEDGED", payload, 2)
-        return ResetAcknowledged(int.from_bytes(payload, "big"))
+        return ResetAcknowledged(get16(payload, 0))
     if code == ErrorReply.CODE:
         _expect_len("ERROR", payload, 2)
         return ErrorReply(payload[0], _enum(ErrorCode, payload[1]))
     raise DecodeError(f"unknown response code {code:#04x}")
+
+
+CODEC: FramedCodec[Request, Response] = FramedCodec(
+    device="board",
+    request_codes=REQUEST_TYPES.keys(),
+    encode_request=encode_request,
+    decode_request=decode_request,
+    encode_response=encode_response,
+    decode_response=decode_response,
+    error_reply=ErrorReply,
+    error_codes=ErrorCode,
+    decode_error=DecodeError,
+    field_error=FieldError,
+    client_error=ClientError,
+)

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,29 +13,16 @@ import pytest
 from drivers.cabinet import open_cabinet
 from drivers.sim.control import ControlClient
 from protocols.cabinet.messages import SessionState
-
-VEND = str(Path(sys.executable).with_name("vend"))
-
-
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [VEND, "sim", "cabinet", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+from tests.cli.sim_process import refused, serving
 
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     link = str(tmp_path / "cabinet")
-    proc = _start("--json", "--rfid", "--link", link, "--control", str(tmp_path / "cab.sock"))
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, f"no ready line; stderr: {proc.stderr.read() if proc.stderr else ''}"
-        yield proc, json.loads(line)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+    with serving(
+        "cabinet", "--rfid", "--link", link, "--control", str(tmp_path / "cab.sock")
+    ) as started:
+        yield started
 
 
 @pytest.mark.pty
@@ -77,8 +62,6 @@ async def test_simulator_process_serves_the_driver_and_obeys_control(
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], problem: str) -> None:
-    done = subprocess.run(
-        [VEND, "sim", "cabinet", *args], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = refused("cabinet", args)
     assert done.returncode == 2
     assert problem in done.stderr

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,32 +12,16 @@ import pytest
 
 from drivers.dispenser import VendOutcome, open_dispenser
 from drivers.sim.control import ControlClient
-
-VEND = str(Path(sys.executable).with_name("vend"))
-
-
-def _start(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [VEND, "sim", "dispenser", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+from tests.cli.sim_process import refused, serving, start
 
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], dict[str, str]]]:
     control = str(tmp_path / "board.sock")
-    proc = _start("--json", "--vend-time", "0.1", "--stock", "2", "--control", control)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line, f"no ready line; stderr: {proc.stderr.read() if proc.stderr else ''}"
-        yield proc, json.loads(line)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+    with serving(
+        "dispenser", "--vend-time", "0.1", "--stock", "2", "--control", control
+    ) as started:
+        yield started
 
 
 @pytest.mark.pty
@@ -71,7 +53,7 @@ async def test_simulator_process_serves_the_driver_and_obeys_control(
 @pytest.mark.pty
 def test_plain_ready_line_and_sigint(tmp_path: Path) -> None:
     link = str(tmp_path / "board")
-    proc = _start("--link", link, "--motors", "10")
+    proc = start("dispenser", "--link", link, "--motors", "10")
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -97,8 +79,6 @@ def test_plain_ready_line_and_sigint(tmp_path: Path) -> None:
     ],
 )
 def test_bad_arguments_exit_2_with_a_clear_message(args: list[str], problem: str) -> None:
-    done = subprocess.run(
-        [VEND, "sim", "dispenser", *args], capture_output=True, text=True, timeout=30, check=False
-    )
+    done = refused("dispenser", args)
     assert done.returncode == 2
     assert problem in done.stderr

@@ -30,7 +30,7 @@ from protocols.cabinet.messages import (
     ShelfStatus,
     Unlock,
 )
-from protocols.dispense.frames import Frame, FrameDecoder, encode_frame
+from protocols.framed.frames import Frame, FrameDecoder, encode_frame
 
 
 def _ready(rfid: bool = False) -> SimCabinet:

@@ -9,7 +9,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sim.dispenser import SimDispenserBoard
-from protocols.dispense.frames import Frame, FrameDecoder, encode_frame
 from protocols.dispense.messages import (
     AcknowledgeReset,
     BoardStatus,
@@ -27,6 +26,7 @@ from protocols.dispense.messages import (
     decode_response,
     encode_request,
 )
+from protocols.framed.frames import Frame, FrameDecoder, encode_frame
 
 
 def _frame(request: GetStatus | RunMotor | QueryVend | AcknowledgeReset, seq: int = 0) -> bytes:

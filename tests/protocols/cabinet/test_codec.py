@@ -53,7 +53,7 @@ from protocols.cabinet.messages import (
     TagDirection,
     Unlock,
 )
-from protocols.dispense.frames import MAX_PAYLOAD, Frame, FrameDecoder, decode_frame, encode_frame
+from protocols.framed.frames import MAX_PAYLOAD, Frame, FrameDecoder, decode_frame, encode_frame
 
 TAG_A = "E28000010000000000000001"
 TAG_B = "E28000020000000000000007"

@@ -17,9 +17,9 @@ class Wire:
         self.client = client or DispenserClient(timing=ClientTiming())
         self.now = 1000.0
         self.lose_requests = 0  # the next N frames to the board vanish on the wire
-        self.last: Answered | None = None
+        self.last: Answered[Request, Response] | None = None
 
-    def transact(self, request: Request) -> Response | NoAnswer:
+    def transact(self, request: Request) -> Response | NoAnswer[Request]:
         data = self.client.send(request, self.now)
         while True:
             if self.lose_requests:

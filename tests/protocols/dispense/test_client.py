@@ -12,7 +12,6 @@ from protocols.dispense.errors import (
     ClientError,
     ProcedureError,
 )
-from protocols.dispense.frames import Frame, encode_frame
 from protocols.dispense.messages import (
     BoardFlags,
     BoardStatus,
@@ -29,6 +28,7 @@ from protocols.dispense.messages import (
 )
 from protocols.dispense.procedures import VendProcedure
 from protocols.dispense.results import Delivery, VendOutcome
+from protocols.framed.frames import Frame, encode_frame
 from tests.protocols.dispense.harness import Wire, ready_board
 
 

@@ -7,7 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocols.dispense.errors import DecodeError
-from protocols.dispense.frames import MAX_PAYLOAD, Frame, FrameDecoder, decode_frame, encode_frame
 from protocols.dispense.messages import (
     MAX_LISTED_FAULTS,
     AcknowledgeReset,
@@ -34,6 +33,7 @@ from protocols.dispense.messages import (
     encode_response,
     response_code,
 )
+from protocols.framed.frames import MAX_PAYLOAD, Frame, FrameDecoder, decode_frame, encode_frame
 
 motors = st.integers(0, 99)
 vend_ids = st.integers(1, 0xFFFFFFFF)

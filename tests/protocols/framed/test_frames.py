@@ -1,3 +1,5 @@
+"""The shared framing: CRC, frame layout, and a decoder that resyncs on any chunking."""
+
 from __future__ import annotations
 
 import contextlib
@@ -6,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocols.dispense.errors import FrameError
-from protocols.dispense.frames import (
+from protocols.framed.errors import FrameError
+from protocols.framed.frames import (
     MAX_PAYLOAD,
     SOF,
     Frame,

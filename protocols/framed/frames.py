@@ -1,6 +1,6 @@
-"""Frames of the dispensing-board protocol: length-prefixed, CRC-16 checked, resync on SOF.
+"""Frames of the dispensing-board and cabinet protocols: length-prefixed, CRC-16, resync on SOF.
 
-Layout (docs/dispenser-protocol.md, section 3)::
+Layout (docs/dispenser-protocol.md, section 3; the cabinet uses it unchanged)::
 
     SOF  ADDR  SEQ  CODE  LEN  PAYLOAD[LEN]  CRC_HI  CRC_LO
     A5   01    07   02    05   ...           xx      xx
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocols.dispense.errors import FrameError
+from protocols.framed.errors import FrameError
 
 SOF = 0xA5
 HEADER_LEN = 5  # SOF ADDR SEQ CODE LEN
@@ -25,7 +25,8 @@ OVERHEAD = HEADER_LEN + CRC_LEN
 # Small on purpose: a corrupted LEN must not make a receiver wait long for bytes.
 MAX_PAYLOAD = 96
 MAX_FRAME = OVERHEAD + MAX_PAYLOAD
-RESPONSE_BIT = 0x80  # set in CODE on every frame the board sends
+RESPONSE_BIT = 0x80  # set in CODE on every frame the device sends
+ERROR_CODE = 0xFF  # CODE of the ERROR answer, which names the request code it refuses
 
 
 def crc16(data: bytes, crc: int = 0xFFFF) -> int:
@@ -40,7 +41,7 @@ def crc16(data: bytes, crc: int = 0xFFFF) -> int:
 
 @dataclass(frozen=True, slots=True)
 class Frame:
-    """One frame without SOF and CRC. ``code`` has bit 7 set when the board sent it."""
+    """One frame without SOF and CRC. ``code`` has bit 7 set when the device sent it."""
 
     address: int
     seq: int
