@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fleet.audit.inventory import sale_seq
+from fleet.audit.inventory import sale_seq, settled
 from fleet.audit.links import Links
 from fleet.audit.reconcile import IntervalInput, reconcile_interval
 from fleet.audit.records import (
@@ -177,6 +177,7 @@ def split_machine(
             context[row].extend(by_sale_receipts.get(sale.key, ()))
 
     previous_count = {c.at: prev.at for prev, c in itertools.pairwise(counts)}
+    stock = settled(activity.stock, sales)
     result = []
     for index, (start, end) in enumerate(zip(bounds, ends, strict=False)):
         row_sales = _between(sales, times, start, end)
@@ -237,30 +238,37 @@ def split_machine(
             cash_tube_payouts=tuple(
                 p for p in activity.tube_payouts if cash_start and cash_start <= p.at < end
             ),
-            **_stock_evidence(activity, sales, start, end),
+            **_stock_evidence(activity, stock, sales, start, end),
         )
         result.append(item)
     return result
 
 
 def _stock_evidence(
-    activity: MachineActivity, sales: Sequence[SaleRecord], start: datetime, end: datetime
+    activity: MachineActivity,
+    stock: Sequence[StockEvent],
+    sales: Sequence[SaleRecord],
+    start: datetime,
+    end: datetime,
 ) -> dict[str, Any]:
-    """The interval's stock events, the last count of each selection before it, and the
-    sales in between (nothing when the machine reported no stock in the interval)."""
-    inside = [e for e in activity.stock if start <= e.at < end]
-    if not any(e.kind == "count" for e in inside):
+    """The interval's stock counts, the last count of each selection before it, the
+    movements and sales in between, by ``seq`` (nothing when the machine reported no stock
+    in the interval). ``stock`` is the machine's settled history (see :func:`settled`)."""
+    inside = [e for e in stock if e.kind == "count" and start <= e.at < end]
+    if not inside:
         return {}
     before: dict[str, StockEvent] = {}
-    for e in activity.stock:
+    for e in stock:
         if e.kind == "count" and e.at < start:
             held = before.get(e.selection)
             if held is None or held.seq < e.seq:
                 before[e.selection] = e
-    stock = (*before.values(), *inside)
-    lo, hi = min(e.seq for e in stock), max(e.seq for e in stock)
+    counts = (*before.values(), *inside)
+    lo, hi = min(e.seq for e in counts), max(e.seq for e in counts)
+    # Movements by sequence, not by clock: a visit's fills sit where its door opened.
+    moves = [e for e in stock if e.kind != "count" and lo < e.seq <= hi]
     return {
-        "stock": tuple(sorted(stock, key=lambda e: (e.seq, e.selection, e.kind))),
+        "stock": tuple(sorted((*counts, *moves), key=lambda e: (e.seq, e.selection, e.kind))),
         "stock_sales": tuple(s for s in sales if lo < sale_seq(s) <= hi),
         "stock_gaps": activity.gaps,
     }

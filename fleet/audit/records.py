@@ -36,11 +36,18 @@ class SaleRecord:
     payment_ref: str | None = None
     receipt_number: str | None = None
     cash_to_box: int = 0  # bills plus coins routed to the cash box, from the cash tender
+    # A basket (automated store): (selection, units) per line; empty for a single vend.
+    lines: tuple[tuple[str, int], ...] = ()
     # Computed once (read several times per sale on the reconciliation's hot path).
     paid: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "paid", self.method is not SaleMethod.TEST and self.price > 0)
+
+    @property
+    def units(self) -> tuple[tuple[str, int], ...]:
+        """The product that left the machine: (selection, units) per line."""
+        return self.lines or ((self.selection, 1),)
 
 
 class ReceiptKind(enum.StrEnum):
@@ -172,17 +179,20 @@ class TelemetryGap:
 @dataclass(frozen=True, slots=True)
 class StockEvent:
     """One stock fact about a selection, ordered by the machine's event ``seq`` (shared
-    with sales): ``count`` is the absolute number of units the machine reported (with the
-    selection's ``price``), ``fill`` units put in and ``remove`` units taken out and
-    accounted for at a service visit."""
+    with sales). ``count``: the absolute number of units the machine reported (with the
+    selection's ``price``; ``delta`` is the signed change a change message says led there).
+    ``fill`` units put in and ``remove`` units taken out, accounted for at a service visit
+    or by a planogram that dropped the selection. ``correct``: a visit's correction of the
+    count (signed; a count, or a fill that lowered the level): shown, never explained."""
 
     machine: str
     seq: int
     at: datetime
     selection: str
-    kind: str  # count / fill / remove
+    kind: str  # count / fill / remove / correct
     units: int
     price: int = 0
+    delta: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,7 @@ _KINDS = {k.value: k for k in SettlementKind}
 
 def _sale(row: Any, currency: str) -> SaleRecord:
     # Positional access: the hot path of a month's load (see _SALE_COLUMNS for the order).
-    machine, seq, ts, selection, price, row_currency, method, ref, number, cash = row
+    machine, seq, ts, selection, price, row_currency, method, ref, number, cash, lines = row
     if row_currency != currency:
         raise AuditError(f"sale {machine}:{seq} is in {row_currency}, the report in {currency}")
     kind = _METHODS.get(method)
@@ -126,7 +126,17 @@ def _sale(row: Any, currency: str) -> SaleRecord:
         ref,
         number,
         _cash_to_box(cash),
+        _basket(lines, f"{machine}:{seq}") if lines else (),
     )
+
+
+def _basket(raw: str, key: str) -> tuple[tuple[str, int], ...]:
+    """A basket's lines as (selection, units); the product that left the machine."""
+    try:
+        data: Any = json.loads(raw)
+        return tuple((str(line["selection"]), int(line["quantity"])) for line in data or ())
+    except (ValueError, TypeError, KeyError) as exc:
+        raise AuditError(f"sale {key} has unreadable basket lines: {exc}") from exc
 
 
 def _settlement(row: Any) -> SettlementRecord:
@@ -298,6 +308,7 @@ _SALE_COLUMNS = (
     sales.c.machine_id, sales.c.seq, type_coerce(sales.c.ts, DateTime()).label("ts"),
     sales.c.selection, sales.c.price,
     sales.c.currency, sales.c.method, sales.c.payment_ref, sales.c.receipt_number, sales.c.cash,
+    sales.c.lines,
 )  # fmt: skip
 _SETTLEMENT_COLUMNS = (
     audit_settlements.c.machine_id, audit_settlements.c.row_key,
