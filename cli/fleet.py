@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
-from cli import fleet_broker, fleet_ops, fleet_stores
+from cli import fleet_broker, fleet_ops, fleet_reviews, fleet_stores
 from fleet.broker import EmbeddedBrokerError, embedded_broker
 from fleet.einvoice import HttpProvider, LocalProvider, Sender
 from fleet.mqtt import BrokerAddress, BrokerUnreachableError, BrokerUrlError, Protocol
@@ -35,6 +35,7 @@ app = typer.Typer(
 fleet_broker.register(app)
 app.add_typer(fleet_ops.app)
 app.add_typer(fleet_stores.app)
+app.add_typer(fleet_reviews.app)
 
 DbOption = Annotated[
     str,

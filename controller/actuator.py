@@ -51,16 +51,21 @@ class Actuator:
         wake_bus: Callable[[], None],
         show: Callable[[o.Show], None],
         unit_of: Callable[[str], str] | None = None,
+        cards_wanted: Callable[[], bool] | None = None,
     ) -> None:
-        """``units``: the first is the default; ``unit_of`` maps a selection code to its
-        unit's name for selections that do not name one (e.g. a fleet planogram)."""
+        """``units``: the first is the default (none in a cabinet-only machine); ``unit_of``
+        maps a selection code to its unit's name for selections that do not name one (e.g.
+        a fleet planogram); ``cards_wanted``: readers stay on for a smart cabinet even
+        when the vend side has nothing to sell."""
         self.journal = journal
         self.changer = changer
         self.bill = bill
         self.readers = {r.address: r for r in readers}
         self.units: Mapping[str, DispensingUnit] = {u.name: u for u in units}
-        self.default_unit = units[0]
-        self.unit_of = unit_of or (lambda _code: self.default_unit.name)
+        self.default_unit = units[0] if units else None
+        first = units[0].name if units else ""
+        self.unit_of = unit_of or (lambda _code: first)
+        self.cards_wanted = cards_wanted or (lambda: False)
         self.submit = submit
         self.wake_bus = wake_bus
         self.show = show
@@ -127,7 +132,7 @@ class Actuator:
             _try(lambda: self.bill.enable(a.bills) if a.bills else self.bill.disable())  # type: ignore[union-attr]
         for reader in self.readers.values():
             if reader.is_ready:
-                _try(reader.enable if a.cards else reader.disable)
+                _try(reader.enable if a.cards or self.cards_wanted() else reader.disable)
         self.wake_bus()
 
     # --- payouts ------------------------------------------------------------------------
@@ -170,7 +175,10 @@ class Actuator:
 
     def unit(self, name: str, code: str) -> DispensingUnit:
         """The unit a vend goes to: the one named, else the code's, else the first."""
-        return self.units.get(name) or self.units.get(self.unit_of(code)) or self.default_unit
+        found = self.units.get(name) or self.units.get(self.unit_of(code)) or self.default_unit
+        if found is None:
+            raise LookupError(f"no dispensing unit for {code}")  # a cabinet-only machine
+        return found
 
     async def _dispense(self, out: o.Dispense) -> None:
         unit = self.unit(out.unit, out.code)

@@ -229,6 +229,9 @@ class CommandProcessor:
         # The fleet's planogram does not know the units: a selection stays on the unit
         # machine.toml puts it on (new codes: the first unit).
         config = self.machine.config
+        if not config.units:
+            await self._ack(cmd, AckOutcome.REJECTED, "no dispensing unit: a cabinet only", meta)
+            return
         first = config.units[0].name
         by_code = {e.code: config.unit_of(e) for e in config.selection}
         single = len(config.units) == 1

@@ -63,6 +63,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from controller.cabinet_config import CabinetSection
 from protocols.einvoice import EinvoiceError, Seller, cash_register_symbol, check_rate
 from protocols.money import CURRENCIES, Money
 from protocols.vend.model import Selection
@@ -276,12 +277,13 @@ class MachineConfig(_Section):
     machine: MachineSection
     mdb: MdbSection
     # ``[dispenser]`` (one unit) or ``[[dispenser]]`` (several); held as a tuple either way.
-    dispenser: tuple[DispenserSection, ...]
+    dispenser: tuple[DispenserSection, ...] = ()
     panel: PanelSection = PanelSection()
     policy: PolicySection = PolicySection()
     telemetry: TelemetrySection | None = None
     receipts: ReceiptsSection | None = None
-    selection: tuple[SelectionEntry, ...] = Field(min_length=1)
+    cabinet: CabinetSection | None = None  # a smart cabinet (controller/cabinet_config.py)
+    selection: tuple[SelectionEntry, ...] = ()
     config_version: str = "1"
     format: Literal[1] = 1
 
@@ -297,8 +299,14 @@ class MachineConfig(_Section):
         if dup:
             raise ValueError(f"selection codes repeat: {', '.join(sorted(dup))}")
         names = [u.name for u in self.units]
-        if not names:
+        if self.cabinet is None and not self.selection:
+            raise ValueError("selection: at least one is needed (or a [cabinet])")
+        if not names and (self.selection or self.cabinet is None):
             raise ValueError("dispenser: at least one unit is needed")
+        if self.cabinet is not None:
+            unknown_sel = {s.selection for s in self.cabinet.shelf if s.selection} - set(codes)
+            if unknown_sel:
+                raise ValueError(f"cabinet shelves name unknown selections: {sorted(unknown_sel)}")
         if len(set(names)) != len(names):
             raise ValueError(f"dispenser names repeat: {', '.join(sorted(names))}")
         unknown = {s.unit for s in self.selection if s.unit is not None and s.unit not in names}

@@ -44,9 +44,14 @@ class FrontPanel:
 
     # --- customer ----------------------------------------------------------------------
 
+    def _cabinet_idle(self) -> None:
+        if self.machine.cabinet is not None and self.machine.cabinet.active:
+            raise PanelError("the cabinet is open: finish there first")
+
     async def _cmd_select(self, request: dict[str, Any]) -> dict[str, Any]:
         if self.service_mode:
             raise PanelError("machine is in service")
+        self._cabinet_idle()
         return await self._submit(i.SelectionPressed(code=self._code(request)))
 
     async def _cmd_cancel(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -65,6 +70,7 @@ class FrontPanel:
     async def _basket_submit(self, event: i.VendInput) -> dict[str, Any]:
         if self.service_mode:
             raise PanelError("machine is in service")
+        self._cabinet_idle()
         await self._submit(event)
         return self._basket_answer()
 
@@ -100,6 +106,20 @@ class FrontPanel:
         return await self._basket_submit(i.CheckoutRequested())
 
     _cmd_basket_pay = _cmd_checkout
+
+    # --- smart cabinet -----------------------------------------------------------------
+
+    async def _cmd_cabinet_open(self, _request: dict[str, Any]) -> dict[str, Any]:
+        if self.service_mode:
+            raise PanelError("machine is in service")
+        if self.machine.cabinet is None:
+            raise PanelError("this machine has no cabinet")
+        return {**self.machine.display(), **await self.machine.cabinet.request_open()}
+
+    async def _cmd_cabinet(self, _request: dict[str, Any]) -> dict[str, Any]:
+        if self.machine.cabinet is None:
+            raise PanelError("this machine has no cabinet")
+        return {**self.machine.display(), "cabinet": self.machine.cabinet.view()}
 
     # --- service -----------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from controller.actuator import Actuator, DispensingUnit
 from controller.bus import BusRunner
+from controller.cabinet import CabinetFlow
 from controller.commands import CommandProcessor, config_version_in_force, fleet_keeps_planogram
 from controller.config import MachineConfig
 from controller.frontpanel import FrontPanel
@@ -40,6 +41,7 @@ from controller.receipts import ReceiptIssuer
 from controller.recovery import recover
 from controller.telemetry import Telemetry
 from controller.translate import to_input
+from drivers.cabinet import Cabinet, open_cabinet
 from drivers.dispenser import Dispenser, open_dispenser
 from drivers.link.base import MdbLink, open_link
 from protocols.mdb import changer as chg
@@ -84,10 +86,12 @@ class Machine:
         mdb_link: MdbLink | None = None,
         dispenser: Dispenser | None = None,
         dispensers: Mapping[str, Dispenser] | None = None,
+        cabinet: Cabinet | None = None,
         wall_clock: Clock = _utcnow,
     ) -> None:
-        """``dispenser`` replaces the first unit's board, ``dispensers`` any unit's by name
-        (tests and benchmarks); the others are opened from their configured URLs."""
+        """``dispenser`` replaces the first unit's board, ``dispensers`` any unit's by name,
+        ``cabinet`` the smart cabinet (tests and benchmarks); the others are opened from
+        their configured URLs."""
         self.config = config
         self.data_dir = config.data_path(base_dir)
         self.wall = wall_clock
@@ -96,14 +100,14 @@ class Machine:
         self.session = VendSession(cur.code)
         self.link = mdb_link or open_link(config.mdb.url)
         given = dict(dispensers or {})
-        first = config.units[0]
+        first = config.units[0].name if config.units else ""  # none: a cabinet-only machine
         if dispenser is not None:
-            given[first.name] = dispenser
+            given[first] = dispenser
         self.units = [
             DispensingUnit(u.name, given.get(u.name) or open_dispenser(u.url), u.vend_timeout)
             for u in config.units
         ]
-        self.dispenser = self.units[0].dispenser  # the first (often the only) board
+        self.dispenser = self.units[0].dispenser if self.units else None  # the first board
         units_by_code = {s.code: config.unit_of(s) for s in config.selection}
         self.changer = ChangerMaster(cur) if config.mdb.changer else None
         self.bill = BillValidatorMaster(cur) if config.mdb.bill_validator else None
@@ -123,7 +127,8 @@ class Machine:
             submit=self.submit,
             wake_bus=self.runner.wake,
             show=self._show,
-            unit_of=lambda code: units_by_code.get(code, first.name),
+            unit_of=lambda code: units_by_code.get(code, first),
+            cards_wanted=lambda: self.cabinet is not None and self.cabinet.wants_cards(),
         )
         self.lock = asyncio.Lock()
         self.outbox = OutboxMapper(cur.code)
@@ -149,6 +154,10 @@ class Machine:
         self._service_payout = False
         self.ready = asyncio.Event()
         self.faults: dict[tuple[int, str], str] = {}
+        cab = config.cabinet
+        self.cabinet = (
+            None if cab is None else CabinetFlow(self, cab, cabinet or open_cabinet(cab.url))
+        )
 
     def _panel_path(self, base_dir: Path) -> Path:
         p = self.config.panel.socket
@@ -248,6 +257,8 @@ class Machine:
                 elif self._service_payout:
                     self._service_payout = False
                     await self.submit(i.TubesEmptied(value=paid))
+        if self.cabinet is not None and self.cabinet.claims(event):
+            return  # the cabinet session's own reader answer
         translated = to_input(event, service_mode=self.front.service_mode)
         if translated is not None:
             await self.submit(translated)
@@ -331,6 +342,7 @@ class Machine:
             "counters": s.counters.model_dump(),
             "basket": self.basket_view(),
             "units": [u.name for u in self.units],
+            "cabinet": None if self.cabinet is None else self.cabinet.view(),
             "invariant_violations": s.invariant_violations(),
             "telemetry": None
             if self.telemetry is None
@@ -402,6 +414,7 @@ class Machine:
         for entry in self.journal.entries():
             self.session.apply(entry.event)
             self.outbox.track(entry.event, self.session)
+        self.actuator.acceptance = self.session.acceptance  # devices get it when online
         self.config_version = config_version_in_force(self.journal, self.config.config_version)
         if self.commands is not None:
             self.commands.load()
@@ -413,6 +426,8 @@ class Machine:
         await self._load_planogram()
         for unit in self.units:
             await unit.dispenser.open()
+        if self.cabinet is not None:
+            await self.cabinet.cabinet.open()
         await self.link.open()
         await self.panel.start()
         try:
@@ -424,6 +439,8 @@ class Machine:
                 tg.create_task(self.runner.run())
                 tg.create_task(self._pump())
                 tg.create_task(self._timeouts())
+                if self.cabinet is not None:
+                    tg.create_task(self.cabinet.run())
                 await recover(self)
                 self.ready.set()
                 if on_ready is not None:
@@ -435,6 +452,8 @@ class Machine:
             await self.link.close()
             for unit in self.units:
                 await unit.dispenser.close()
+            if self.cabinet is not None:
+                await self.cabinet.cabinet.close()
             self.journal.close()
             log.info("stopped")
         if self.exit_code is not None:
@@ -464,7 +483,7 @@ class Machine:
             await asyncio.sleep(0.5)
             idle = loop.time() - self._last_activity
             s = self.session
-            if s.busy:
+            if s.busy or (self.cabinet is not None and self.cabinet.active):
                 continue
             if policy.credit_timeout and s.credit and idle > policy.credit_timeout:
                 await self.submit(i.ReturnRequested(reason="credit timeout"))

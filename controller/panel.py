@@ -10,7 +10,9 @@ Customer commands: ``select {code}``, ``cancel``, ``status``; baskets (automated
 stores): ``basket_add {code, quantity?}``, ``basket_remove {code, quantity?}``,
 ``basket_clear``, ``basket`` (show), ``checkout`` (alias ``basket_pay``): pay the total
 once, then the items are dispensed one by one; ``basket`` then lists each item's
-outcome (delivered, failed, skipped).
+outcome (delivered, failed, skipped); smart cabinets: ``cabinet_open`` (open on the
+card in session, or on the next card tap), ``cabinet`` (phase and the last session's
+settlement); a cabinet-only machine opens on a card tap without ``cabinet_open``.
 Service commands (door open only): ``service_open``, ``service_close``,
 ``fill {code?, count?}``, ``test_vend {code}``, ``cash_collect``, ``tube_fill
 {coin_type, count}``, ``tube_payout {coin_type, count}``, ``out_of_service {code,

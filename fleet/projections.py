@@ -26,6 +26,7 @@ from sqlalchemy import Connection, and_, delete, select, update
 from fleet.commands import record_ack
 from fleet.einvoice.receipt import OutgoingReceipt
 from fleet.einvoice.sales import SaleRow, SalesEnqueued, enqueue_for_sales, outgoing_from_receipt
+from fleet.reviews import project_review
 from fleet.store.models import (
     alarms,
     cash_movements,
@@ -44,6 +45,7 @@ from protocols.telemetry import (
     CashEnvelope,
     DexEnvelope,
     RefundEnvelope,
+    ReviewEnvelope,
     SaleEnvelope,
     ServiceEnvelope,
     StockEnvelope,
@@ -94,6 +96,8 @@ def project(
             _service(conn, env)
         elif isinstance(env, AckEnvelope):
             record_ack(conn, env.machine_id, env.body, env.ts)
+        elif isinstance(env, ReviewEnvelope):
+            project_review(conn, env)
     receipts = _queue_receipts(conn, rows["sales"], docs, now, receipt_problems or {})
     for key, table in (
         ("sales", sales),

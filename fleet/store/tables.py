@@ -10,4 +10,5 @@ import fleet.store.audit_models  # audit: cash counts, settlements, locks
 import fleet.store.einvoice_models  # e-receipt transmission queue
 import fleet.store.location_models  # sites, stores, cabinet banks
 import fleet.store.models  # core telemetry tables
-import fleet.store.planning_models  # restocking master data  # noqa: F401
+import fleet.store.planning_models  # restocking master data
+import fleet.store.review_models  # smart-cabinet human review queue  # noqa: F401

@@ -43,6 +43,7 @@ from protocols.telemetry.bodies_ops import (
     ServiceVisitBody,
     Severity,
 )
+from protocols.telemetry.bodies_review import ReviewBody, ShelfEvidence
 from protocols.telemetry.codec import decode, decode_command, encode
 from protocols.telemetry.commands import (
     ChangePlanogram,
@@ -72,6 +73,7 @@ from protocols.telemetry.envelope import (
     DexEnvelope,
     Envelope,
     RefundEnvelope,
+    ReviewEnvelope,
     SaleEnvelope,
     ServiceEnvelope,
     StatusEnvelope,
@@ -142,6 +144,8 @@ __all__ = [
     "RequestDexArgs",
     "Resync",
     "ResyncArgs",
+    "ReviewBody",
+    "ReviewEnvelope",
     "SaleBody",
     "SaleEnvelope",
     "SaleLine",
@@ -154,6 +158,7 @@ __all__ = [
     "SetMachineService",
     "SetSelectionService",
     "Severity",
+    "ShelfEvidence",
     "StatusBody",
     "StatusEnvelope",
     "StockBody",

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator,
 
 from protocols.telemetry.bodies import CashBody, RefundBody, SaleBody, StatusBody, StockBody
 from protocols.telemetry.bodies_ops import AlarmBody, CommandAckBody, DexReadBody, ServiceVisitBody
+from protocols.telemetry.bodies_review import ReviewBody
 from protocols.telemetry.fields import MachineId, StrictInt, UtcTime, WireModel
 from protocols.telemetry.topics import Kind
 
@@ -128,6 +129,12 @@ class AckEnvelope(Envelope):
     body: CommandAckBody
 
 
+class ReviewEnvelope(Envelope):
+    KIND = Kind.REVIEW
+    schema_name: Literal["vend.review"] = Field(default="vend.review", alias="schema")
+    body: ReviewBody
+
+
 TelemetryEnvelope = (
     StatusEnvelope
     | SaleEnvelope
@@ -138,6 +145,7 @@ TelemetryEnvelope = (
     | ServiceEnvelope
     | DexEnvelope
     | AckEnvelope
+    | ReviewEnvelope
 )
 Body = (
     StatusBody
@@ -149,6 +157,7 @@ Body = (
     | ServiceVisitBody
     | DexReadBody
     | CommandAckBody
+    | ReviewBody
 )
 ENVELOPES: dict[Kind, type[TelemetryEnvelope]] = {
     cls.KIND: cls
@@ -162,6 +171,7 @@ ENVELOPES: dict[Kind, type[TelemetryEnvelope]] = {
         ServiceEnvelope,
         DexEnvelope,
         AckEnvelope,
+        ReviewEnvelope,
     )
 }
 SCHEMAS: dict[str, Kind] = {kind.schema: kind for kind in ENVELOPES}

@@ -21,6 +21,7 @@ from protocols.telemetry.bodies import (
     RefundBody,
     RefundKind,
     SaleBody,
+    SaleLine,
     SelectionStock,
     StatusBody,
     StockBody,
@@ -42,6 +43,7 @@ from protocols.telemetry.bodies_ops import (
     ServiceVisitBody,
     Severity,
 )
+from protocols.telemetry.bodies_review import ReviewBody, ShelfEvidence
 from protocols.telemetry.commands import (
     ChangePlanogram,
     ChangePrice,
@@ -179,6 +181,30 @@ def example_bodies() -> dict[Kind, Body]:
             name="price_change",
             outcome=AckOutcome.APPLIED,
             detail="A3 now 12000 VND",
+        ),
+        Kind.REVIEW: ReviewBody(
+            session_id=4100,
+            reasons=["shelf 1: 300 g is no whole number of WATER"],
+            rule="charge_confident_only",
+            outcome="charged",
+            currency="VND",
+            authorised=200000,
+            charged=15000,
+            due=15000,
+            reader=1,
+            confident_lines=[
+                SaleLine(selection="COLA", product="Coca-Cola 330ml", quantity=1, unit_price=15000)
+            ],
+            plausible_lines=[
+                SaleLine(selection="COLA", product="Coca-Cola 330ml", quantity=1, unit_price=15000),
+                SaleLine(selection="WATER", product="Nước suối", quantity=1, unit_price=8000),
+            ],
+            shelves=[1],
+            evidence=[
+                ShelfEvidence(shelf=0, weight_before_g=1775, weight_after_g=1420, confidence=100),
+                ShelfEvidence(shelf=1, weight_before_g=2600, weight_after_g=2300, confidence=100),
+            ],
+            alarms=["sensor_disagreement: 300 g is no whole number of WATER (520 g)"],
         ),
     }
 

@@ -32,6 +32,7 @@ class Kind(enum.StrEnum):
     SERVICE = "service"
     DEX = "dex"
     ACK = "ack"
+    REVIEW = "review"  # a smart-cabinet session held for a person to decide
 
     @property
     def schema(self) -> str:
