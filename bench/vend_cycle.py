@@ -33,7 +33,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from controller.config import load_config
 from controller.machine import Machine
-from drivers.dispenser import Dispenser
 from drivers.link.qibixx import QibixxLink
 from protocols.dispense.results import VendResult
 from protocols.mdb.wire import Data, Reply
@@ -73,7 +72,8 @@ def instrument(machine: Machine, probe: Probe) -> None:
         return reply
 
     link.transact = transact  # type: ignore[method-assign]
-    dispenser: Dispenser = machine.dispenser
+    dispenser = machine.dispenser
+    assert dispenser is not None, "the bench machine has a dispensing board"
     original_vend = dispenser.vend
     transport = dispenser.transport
     original_write = transport.write
