@@ -61,18 +61,6 @@ class SeqTracker:
         self.last_seq = self.open[0].from_seq - 1 if self.open else self.max_seq
         return opened
 
-    def expect(self, up_to: int, now: datetime) -> GapRange | None:
-        """The machine says it has assigned seqs up to ``up_to`` (its status message):
-        whatever of them is beyond what arrived is a gap, even before a later event shows
-        it. Without this, events lost in the broker go unnoticed until the next one."""
-        if up_to <= self.max_seq:
-            return None
-        opened = GapRange(self.max_seq + 1, up_to, now, dirty=True)
-        self.open.append(opened)
-        self.max_seq = up_to
-        self.last_seq = self.open[0].from_seq - 1
-        return opened
-
     def _fill(self, seq: int, now: datetime) -> None:
         for index, gap in enumerate(self.open):
             if seq not in gap:

@@ -290,56 +290,7 @@ def store_envelopes(
         _update_positions(conn, new, rows)
     if statuses:
         report.statuses = _store_statuses(conn, statuses, rows)
-        _expect_from_statuses(
-            conn,
-            statuses,
-            rows,
-            now=now,
-            resync_ttl=resync_ttl,
-            resync_at_once=resync_at_once,
-            report=report,
-        )
     return report
-
-
-def _expect_from_statuses(
-    conn: Connection,
-    statuses: Sequence[tuple[TelemetryEnvelope, datetime]],
-    rows: dict[str, _MachineRow],
-    *,
-    now: datetime,
-    resync_ttl: timedelta,
-    resync_at_once: bool,
-    report: IngestReport,
-) -> None:
-    """A status names the last seq its machine assigned: seqs beyond what the fleet holds
-    are a gap now, not when the next event happens to arrive. (A broker that drops a
-    shared-subscription backlog over a restart, PUBACKs included, leaves no other trace.)
-    Events still draining fill the gap within the resync grace, so no resync goes out."""
-    claimed: dict[str, int] = {}
-    for env, _ in statuses:
-        if env.seq > rows[env.machine_id].max_seq:
-            claimed[env.machine_id] = max(env.seq, claimed.get(env.machine_id, 0))
-    if not claimed:
-        return
-    trackers = load_trackers(
-        conn, {mid: (rows[mid].last_seq, rows[mid].max_seq) for mid in sorted(claimed)}
-    )
-    for mid, up_to in claimed.items():
-        tracker = trackers[mid]
-        if tracker.expect(up_to, now) is None:
-            continue
-        report.gaps_opened += 1
-        if resync_at_once:
-            command = ask_for_resync(conn, tracker, rows[mid].hmac_key, now=now, ttl=resync_ttl)
-            if command is not None:
-                report.commands.append(command)
-    save_trackers(conn, trackers.values())
-    params = []
-    for mid, tracker in trackers.items():
-        rows[mid].last_seq, rows[mid].max_seq = tracker.last_seq, tracker.max_seq
-        params.append({"id": mid, "last_seq": tracker.last_seq, "max_seq": tracker.max_seq})
-    bulk_update(conn, machines, "id", params)
 
 
 def _lock_machines(

@@ -173,8 +173,7 @@ def assert_exactly_once(
         # only what it committed, so even a redelivery after a crash resumes where the
         # commits stopped, and each new row has a higher seq than the one before.
         assert stored == sorted(stored), "events were stored out of sequence order"
-        # A status that names seqs still draining opens a gap the draining events fill
-        # within the resync grace: that is bookkeeping, never a resync.
+        assert fleet.gaps == [], f"the fleet saw gaps: {fleet.gaps}"
         assert fleet.commands == [], f"the fleet had to ask for a resync: {fleet.commands}"
 
 

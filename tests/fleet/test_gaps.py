@@ -55,16 +55,3 @@ def test_a_gap_opens_once_and_splits_then_fills() -> None:
     assert tracker.missing == []
     assert tracker.last_seq == 7
     assert all(gap.filled_at == NOW for gap in tracker.done)
-
-
-def test_expect_opens_the_claimed_seqs_and_later_events_fill_them() -> None:
-    now = datetime(2026, 3, 1, tzinfo=UTC)
-    tracker = SeqTracker("vm-0001")
-    tracker.observe(1, now)
-    gap = tracker.expect(4, now)
-    assert gap is not None
-    assert (tracker.missing, tracker.last_seq, tracker.max_seq) == ([(2, 4)], 1, 4)
-    assert tracker.expect(3, now) is None  # nothing beyond what is known
-    for seq in (2, 3, 4):
-        assert tracker.observe(seq, now) is None
-    assert (tracker.missing, tracker.last_seq) == ([], 4)

@@ -280,28 +280,3 @@ def test_deferred_resync_is_asked_once_after_the_grace(engine: Engine) -> None:
     expired = later + ttl + timedelta(seconds=1)
     with engine.begin() as conn:
         assert len(request_due_resyncs(conn, now=expired, grace=grace, ttl=ttl)) == 1
-
-
-def test_a_status_naming_seqs_never_received_opens_the_gap_at_once(engine: Engine) -> None:
-    """Events a broker dropped (PUBACKed, never delivered) leave no later event to reveal
-    them; the status says how far the machine got, and the fleet asks for the rest."""
-    with engine.begin() as conn:
-        register_machine(conn, "vm-0001", KEY, T0)
-    ing = ingestor(engine)
-    ing.ingest([sale(1), sale(2)])
-    report = ing.ingest([message(body("status"), 6)])
-    assert (report.gaps_opened, len(report.commands)) == (1, 1)
-    with engine.connect() as conn:
-        gap = conn.execute(select(gaps.c.from_seq, gaps.c.to_seq)).one()
-        command = conn.execute(select(commands)).one()
-    assert tuple(gap) == (3, 6)
-    resync = decode_command(command_topic("vm-0001", "resync"), command.payload)
-    assert isinstance(resync, Resync)
-    assert resync.args.after_seq == 2
-    assert (machine_row(engine).last_seq, machine_row(engine).max_seq) == (2, 6)
-    # A status that claims nothing new changes nothing; the re-sent events fill the gap.
-    assert ing.ingest([message(body("status"), 4)]).gaps_opened == 0
-    ing.ingest([sale(seq) for seq in range(3, 7)])
-    assert count(engine, gaps, gaps.c.filled_at.is_(None)) == 0
-    assert (machine_row(engine).last_seq, machine_row(engine).max_seq) == (6, 6)
-    assert count(engine, commands) == 1
