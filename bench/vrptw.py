@@ -53,6 +53,8 @@ INSTANCES = ("C101", "C201", "R101", "R201", "RC101", "RC201")
 
 
 def run_solomon(names: list[str], seconds: float) -> None:
+    if not names:  # `--only` with no instance: the fleet day alone
+        return
     bks = json.loads((DATA / "bks.json").read_text(encoding="utf-8"))
     missing = [n for n in names if not (DATA / f"{n}.txt").exists()]
     if missing:
