@@ -122,7 +122,7 @@ def serve(
         typer.Option(
             envvar="VEND_RECEIPTS_PROVIDER",
             help="Send queued e-receipts to local:FOLDER or to an e-invoice provider's "
-            "http(s)://... API. Without it they stay queued (see `vend receipts`).",
+            "http(s)://... API. Without it they stay queued (see `vend audit receipts`).",
         ),
     ] = None,
     receipts_token: Annotated[

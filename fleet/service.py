@@ -16,7 +16,7 @@ persistent.
 With a ``sender`` (fleet.einvoice.Sender) the service also transmits the e-receipts that
 ingest queued, for the whole life of :meth:`FleetService.run` and independent of the broker
 connection: receipts keep going out while the broker is away. Without one they stay
-queued (``vend receipts`` shows them) for another process to send.
+queued (``vend audit receipts`` shows them) for another process to send.
 """
 
 from __future__ import annotations
