@@ -31,9 +31,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from controller import cabinet_bodies as cb
 from controller import cabinet_log as clog
@@ -75,6 +75,9 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL = 1.0  # cabinet events while no session runs (tamper, power-up)
 RETRIES = 3
+
+
+_T = TypeVar("_T")
 
 
 class CabinetFlow(CardPayments):
@@ -335,32 +338,22 @@ class CabinetFlow(CardPayments):
             await self._feed(run, cs.DoorRelocked())
 
     async def _verdict(self, run: CabinetRun) -> SessionVerdict:
-        for _ in range(RETRIES):
-            try:
-                return await self.cabinet.verdict(run.session.session_id, since_boot=run.boot)
-            except CabinetDriverError as exc:
-                log.warning("cabinet QUERY SESSION: %s", exc)
-                await asyncio.sleep(0.5)
-        return SessionVerdict.UNKNOWN
+        sid = run.session.session_id
+        return await _retrying(
+            "QUERY SESSION",
+            lambda: self.cabinet.verdict(sid, since_boot=run.boot),
+            SessionVerdict.UNKNOWN,
+        )
 
     async def _report(self, run: CabinetRun) -> tuple[ShelfChange, ...]:
-        for _ in range(RETRIES):
-            try:
-                return await self.cabinet.session_report(run.session.session_id)
-            except CabinetDriverError as exc:
-                log.warning("cabinet SESSION REPORT: %s", exc)
-                await asyncio.sleep(0.5)
         # No report: every shelf in doubt, so the operator's disagreement rule decides.
-        return tuple(ShelfChange(s.shelf, None, None, fault=True) for s in self.settings.shelf)
+        doubt = tuple(ShelfChange(s.shelf, None, None, fault=True) for s in self.settings.shelf)
+        sid = run.session.session_id
+        return await _retrying("SESSION REPORT", lambda: self.cabinet.session_report(sid), doubt)
 
     async def _inventory(self) -> tuple[ShelfReading, ...]:
-        for _ in range(RETRIES):
-            try:
-                return await self.cabinet.inventory()
-            except CabinetDriverError as exc:
-                log.warning("cabinet SHELF INVENTORY: %s", exc)
-                await asyncio.sleep(0.5)
-        return tuple(ShelfReading(s.shelf, None, None, fault=True) for s in self.settings.shelf)
+        doubt = tuple(ShelfReading(s.shelf, None, None, fault=True) for s in self.settings.shelf)
+        return await _retrying("SHELF INVENTORY", self.cabinet.inventory, doubt)
 
     async def _read_events(self) -> tuple[int, tuple[Event, ...]] | None:
         ack = self._ack
@@ -581,6 +574,17 @@ class CabinetFlow(CardPayments):
             await journal.run(lambda: journal.enqueue_with(build, at))
             machine.receipts.confirm(issued)
         machine.wake_telemetry()
+
+
+async def _retrying(what: str, ask: Callable[[], Awaitable[_T]], fallback: _T) -> _T:
+    """Ask the cabinet up to RETRIES times; ``fallback`` when it never answers."""
+    for _ in range(RETRIES):
+        try:
+            return await ask()
+        except CabinetDriverError as exc:
+            log.warning("cabinet %s: %s", what, exc)
+            await asyncio.sleep(0.5)
+    return fallback
 
 
 def _stop_if_cancelled() -> None:
