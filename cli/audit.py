@@ -34,11 +34,21 @@ from fleet.audit.inputs import (
     record_cash_count,
 )
 from fleet.audit.lock import Adjustment, adjustments, lock_period, period_report, record_adjustment
-from fleet.audit.manifest import load_key, verify_export, write_new_key
+from fleet.audit.manifest import verify_export
 from fleet.audit.periods import date_period, month_period
 from fleet.audit.receipts import QueueReceiptSource, ReceiptSource, SalesReceiptSource
 from fleet.audit.records import AuditError, ReconcileConfig
 from fleet.audit.report import Category, sha256_hex
+from fleet.audit.signing import (
+    ALGORITHM,
+    Trust,
+    TrustedKeyId,
+    load_hmac_key,
+    load_public_key,
+    load_signing_key,
+    public_path_for,
+    write_key_pair,
+)
 from fleet.audit.sites import set_site
 from fleet.store.db import DEFAULT_DB_URL, StoreError, make_engine
 from fleet.store.schema import require_migrated
@@ -374,7 +384,7 @@ def export(
     *,
     period: Annotated[str, typer.Option(help="The month to export, YYYY-MM.")],
     out: Annotated[Path, typer.Option(help="Folder to write (created; must hold nothing else).")],
-    key: Annotated[Path, typer.Option(help="Signing key file (`vend audit keygen`).")],
+    key: Annotated[Path, typer.Option(help="Private key file (`vend audit keygen`).")],
     fmt: Annotated[
         list[str] | None,
         typer.Option("--format", help="csv, xlsx, pdf or all; repeatable. CSV is always written."),
@@ -393,7 +403,7 @@ def export(
     source = _receipts(name, receipts, config)
     try:
         formats = parse_formats(fmt or ["all"])
-        signing = load_key(key)
+        signing = load_signing_key(key)
     except AuditError as exc:
         raise _fail(name, str(exc)) from None
     err = Console(stderr=True)
@@ -414,18 +424,50 @@ def export(
             )  # fmt: skip
     state = "locked" if result.locked else "NOT locked (fresh reconciliation)"
     typer.echo(f"{month.label} ({state}): {len(result.files)} files in {result.folder}")
-    typer.echo(f"manifest sha256 {result.manifest_sha256}, signed with key {result.key_id}")
+    typer.echo(
+        f"manifest sha256 {result.manifest_sha256}, signed with {ALGORITHM} key {result.key_id}"
+    )
+
+
+def _trust(public_key: Path | None, key_id: str | None, hmac_key: Path | None) -> Trust:
+    """The key the auditor trusts; a key id given with a public key file must be its id."""
+    if hmac_key is not None:
+        if public_key is not None or key_id is not None:
+            raise AuditError("--hmac-key is for old-format exports only; give it on its own")
+        return load_hmac_key(hmac_key)
+    if public_key is not None:
+        public = load_public_key(public_key)
+        if key_id is not None and TrustedKeyId.parse(key_id).key_id != public.key_id:
+            raise AuditError(f"public key {public_key} has key id {public.key_id}, not {key_id}")
+        return public
+    if key_id is not None:
+        return TrustedKeyId.parse(key_id)
+    raise AuditError("say which key to trust: --public-key FILE or --key-id ID")
 
 
 @app.command()
 def verify(
     folder: Annotated[Path, typer.Argument(help="An export folder.")],
-    key: Annotated[Path, typer.Option(help="The key file the export was signed with.")],
+    public_key: Annotated[
+        Path | None,
+        typer.Option(help="The signer's public key file (KEY.pub from `vend audit keygen`)."),
+    ] = None,
+    key_id: Annotated[
+        str | None,
+        typer.Option(
+            help="The signer's key id as you received it; alone, the public key the manifest "
+            "carries is used if it has this id."
+        ),
+    ] = None,
+    hmac_key: Annotated[
+        Path | None,
+        typer.Option(help="Old-format exports only (HMAC-SHA256): the secret key file."),
+    ] = None,
 ) -> None:
     """Check an export: the manifest signature, every file's SHA-256, and that the control
     totals equal what the CSV files add up to."""
     try:
-        problems = verify_export(folder, load_key(key))
+        problems = verify_export(folder, _trust(public_key, key_id, hmac_key))
     except AuditError as exc:
         raise _fail("verify", str(exc)) from None
     if problems:
@@ -437,11 +479,37 @@ def verify(
 
 @app.command()
 def keygen(
-    out: Annotated[Path, typer.Option(help="Where to write the new key (never overwritten).")],
+    out: Annotated[Path, typer.Option(help="Where to write the private key (never overwritten).")],
+    public_out: Annotated[
+        Path | None, typer.Option(help="Where to write the public key (default: OUT.pub).")
+    ] = None,
 ) -> None:
-    """Create a signing key for exports (HMAC-SHA256, 256 bits, readable by you only)."""
+    """Create an Ed25519 key pair for signing exports: the private key (PEM PKCS#8,
+    readable by you only) and the public key the auditor verifies with."""
+    public_path = public_out or public_path_for(out)
     try:
-        made = write_new_key(out)
+        made = write_key_pair(out, public_path)
     except AuditError as exc:
         raise _fail("keygen", str(exc)) from None
-    typer.echo(f"{out}: key {made.key_id}; keep it secret, verifiers need the same file")
+    typer.echo(f"{out}: {ALGORITHM} private key {made.key_id}; keep it secret")
+    typer.echo(f"{public_path}: its public key; give it (or the key id) to the auditor")
+
+
+@app.command("key-id")
+def key_id_command(
+    file: Annotated[Path, typer.Argument(help="A private or public key file.")],
+) -> None:
+    """Print a key file's key id, to compare with the one on an export's PDF."""
+    try:
+        loaded = load_public_key(file) if _is_public(file) else load_signing_key(file).public
+    except AuditError as exc:
+        raise _fail("key-id", str(exc)) from None
+    typer.echo(f"{ALGORITHM} {loaded.key_id}")
+
+
+def _is_public(file: Path) -> bool:
+    try:
+        with file.open("rb") as handle:
+            return b"PUBLIC KEY" in handle.read(4096)
+    except OSError:
+        return False

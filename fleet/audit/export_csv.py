@@ -123,7 +123,8 @@ Times: UTC, ISO 8601 with a Z. Intervals are [start, end).
   to the period row (grain "total"); net_<category> is the net discrepancy amount.
 {DISCREPANCIES}: one row per finding, with the record it is about (ref).
 manifest.json: SHA-256 of every file and the control totals; manifest.json.sig: its
-  signature ({info.algorithm}, key {info.key_id}). Check with `vend audit verify DIR`.
+  signature ({info.algorithm}, key {info.key_id}). Check with
+  `vend audit verify DIR --public-key FILE.pub` or `--key-id {info.key_id}`.
 """
     return text.replace("\n", "\r\n").encode("utf-8")
 

@@ -23,12 +23,13 @@ from fleet.audit import source
 from fleet.audit.export_bundle import export_period, parse_formats, render_files, write_files
 from fleet.audit.export_info import TOTAL_FIELDS
 from fleet.audit.lock import lock_period
-from fleet.audit.manifest import MANIFEST, SIGNATURE, SigningKey, load_key, verify_export
+from fleet.audit.manifest import MANIFEST, SIGNATURE, verify_export
 from fleet.audit.periods import month_period
 from fleet.audit.receipts import QueueReceiptSource
 from fleet.audit.records import AuditError
 from fleet.audit.report import ReconciliationReport
 from fleet.audit.report_json import report_from_json
+from fleet.audit.signing import SigningKey
 from fleet.audit.sites import set_site
 from fleet.audit.source import reconcile_from_store
 from fleet.store.db import make_engine
@@ -153,11 +154,11 @@ def test_the_pdf_read_by_pypdf_matches_the_csv(exported: Path) -> None:
     digest = re.search(r'"content_digest":"([0-9a-f]{64})"', manifest)
     assert digest is not None
     assert digest.group(1) in text
-    assert KEY.key_id in text
+    assert f"Ed25519, key fingerprint {KEY.key_id}" in text  # for sign-off on paper
 
 
 def test_an_intact_export_verifies(exported: Path) -> None:
-    assert verify_export(exported, KEY) == []
+    assert verify_export(exported, KEY.public) == []
 
 
 @pytest.mark.parametrize(
@@ -173,7 +174,7 @@ def test_one_changed_byte_fails_verification_naming_the_file(
     data = bytearray((copy / name).read_bytes())
     data[len(data) // 2] ^= 0x01
     (copy / name).write_bytes(bytes(data))
-    problems = verify_export(copy, KEY)
+    problems = verify_export(copy, KEY.public)
     named = MANIFEST if name == SIGNATURE else name
     assert any(named in p for p in problems), problems
 
@@ -182,10 +183,10 @@ def test_unlisted_files_and_another_key_are_reported(exported: Path, tmp_path: P
     copy = tmp_path / "copy"
     shutil.copytree(exported, copy)
     (copy / "extra.txt").write_text("note", encoding="utf-8")
-    problems = verify_export(copy, KEY)
+    problems = verify_export(copy, KEY.public)
     assert problems == ["extra.txt: not in the manifest"]
     other = SigningKey(b"another key, 32 bytes long......")
-    assert any("signed with key" in p for p in verify_export(exported, other))
+    assert any("signed with key" in p for p in verify_export(exported, other.public))
 
 
 def test_a_locked_month_exports_the_same_bytes_again(store: Store, tmp_path: Path) -> None:
@@ -203,7 +204,7 @@ def test_a_locked_month_exports_the_same_bytes_again(store: Store, tmp_path: Pat
     manifest = (tmp_path / "a" / MANIFEST).read_text(encoding="utf-8")
     assert lock.sha256 in manifest
     assert '"locked_by":"Lan"' in manifest
-    assert verify_export(tmp_path / "b", KEY) == []
+    assert verify_export(tmp_path / "b", KEY.public) == []
 
 
 def test_the_locked_json_reads_back_to_the_same_bytes(store: Store) -> None:
@@ -222,24 +223,17 @@ def test_small_batches_give_the_same_report(store: Store, monkeypatch: pytest.Mo
     assert store.report().to_canonical_json() == whole
 
 
-def test_formats_keys_and_folders_are_checked(tmp_path: Path) -> None:
+def test_formats_and_folders_are_checked(tmp_path: Path) -> None:
     assert parse_formats(["pdf"]) == ("csv", "pdf")
     assert parse_formats(["all"]) == ("csv", "xlsx", "pdf")
     with pytest.raises(AuditError, match="unknown format 'docx'"):
         parse_formats(["xlsx,docx"])
-    bad = tmp_path / "key"
-    bad.write_text("not hex", encoding="ascii")
-    with pytest.raises(AuditError, match="expected hex digits"):
-        load_key(bad)
-    bad.write_text("abcd", encoding="ascii")
-    with pytest.raises(AuditError, match="too short"):
-        load_key(bad)
     busy = tmp_path / "busy"
     busy.mkdir()
     (busy / "other.txt").write_text("x", encoding="utf-8")
     with pytest.raises(AuditError, match="holds other files"):
         write_files(busy, {"a.csv": b""})
-    assert verify_export(tmp_path / "nowhere", KEY) == [
+    assert verify_export(tmp_path / "nowhere", KEY.public) == [
         f"{MANIFEST}: missing or unreadable in {tmp_path / 'nowhere'}"
     ]
 
