@@ -38,6 +38,8 @@ class SaleRecord:
     cash_to_box: int = 0  # bills plus coins routed to the cash box, from the cash tender
     # A basket (automated store): (selection, units) per line; empty for a single vend.
     lines: tuple[tuple[str, int], ...] = ()
+    # The VAT its e-receipt states, when the fleet stored it with the sale (else None).
+    receipt_vat: int | None = None
     # Computed once (read several times per sale on the reconciliation's hot path).
     paid: bool = field(init=False, repr=False, compare=False)
 

@@ -110,7 +110,7 @@ _KINDS = {k.value: k for k in SettlementKind}
 
 def _sale(row: Any, currency: str) -> SaleRecord:
     # Positional access: the hot path of a month's load (see _SALE_COLUMNS for the order).
-    machine, seq, ts, selection, price, row_currency, method, ref, number, cash, lines = row
+    machine, seq, ts, selection, price, row_currency, method, ref, number, cash, lines, vat = row
     if row_currency != currency:
         raise AuditError(f"sale {machine}:{seq} is in {row_currency}, the report in {currency}")
     kind = _METHODS.get(method)
@@ -127,6 +127,7 @@ def _sale(row: Any, currency: str) -> SaleRecord:
         number,
         _cash_to_box(cash),
         _basket(lines, f"{machine}:{seq}") if lines else (),
+        vat,
     )
 
 
@@ -308,7 +309,7 @@ _SALE_COLUMNS = (
     sales.c.machine_id, sales.c.seq, type_coerce(sales.c.ts, DateTime()).label("ts"),
     sales.c.selection, sales.c.price,
     sales.c.currency, sales.c.method, sales.c.payment_ref, sales.c.receipt_number, sales.c.cash,
-    sales.c.lines,
+    sales.c.lines, sales.c.receipt_vat,
 )  # fmt: skip
 _SETTLEMENT_COLUMNS = (
     audit_settlements.c.machine_id, audit_settlements.c.row_key,
