@@ -58,15 +58,20 @@ def _van(console: Console, van: Mapping[str, Any]) -> None:
         f"{van['distance_m'] / 1000:.1f} km, {van['load_units']} units, cost {van['cost']:,}"
     )
     stops = Table(title=head, title_justify="left")
-    for column in ("#", "machine", "arrive", "start", "leave", "units", "pick list"):
+    # A store column only when some unit stands in a store (its location is not itself).
+    in_store = any(s.get("location_id", s["machine_id"]) != s["machine_id"] for s in van["stops"])
+    columns = ("#", "machine", "store") if in_store else ("#", "machine")
+    for column in (*columns, "arrive", "start", "leave", "units", "pick list"):
         stops.add_column(column, justify="right" if column in {"#", "units"} else "left")
     for stop in van["stops"]:
         picks = ", ".join(
             f"{p['selection']} {p['sku']} x{p['quantity']}" for p in stop["picks"] if p["quantity"]
         )
+        store = [stop.get("location_id", "")] if in_store else []
         stops.add_row(
             str(stop["stop"]),
             stop["machine_id"],
+            *store,
             _hhmm(stop["arrival"]),
             _hhmm(stop["service_start"]),
             _hhmm(stop["departure"]),

@@ -148,6 +148,7 @@ class MachineSite:
     service_fixed_min: float = 10.0
     service_per_unit_s: float = 4.0
     has_telemetry: bool = True
+    location_id: str = ""  # the store it stands in; empty: a site of its own (stores.py)
 
     def __post_init__(self) -> None:
         _require(bool(self.machine_id), "site: empty machine id")

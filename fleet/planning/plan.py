@@ -3,7 +3,9 @@
 Plain inputs in (a FleetSnapshot the caller fills from wherever the data lives), a
 DayPlan out: every machine's decision with its reasons, one load sheet per van (ordered
 stops, arrival times, what to load for each machine, warehouse totals by product), and
-the stops that could not be planned with the reason.
+the stops that could not be planned with the reason. The units of a store (machines
+whose sites share a location id) are routed as one stop and listed one after another on
+one van (stores.py).
 
 Clock: `now` is when the plan is made (data after it is ignored); the planned day's
 times are minutes/seconds since its local midnight in `settings.tz`.
@@ -17,7 +19,7 @@ from datetime import date, datetime, time, timedelta, tzinfo
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
-from fleet.planning.distances import TravelMatrix, estimated_matrix
+from fleet.planning.distances import TravelMatrix
 from fleet.planning.forecast import DemandForecast, ForecastSettings, forecast_selection
 from fleet.planning.model import (
     CapacityUnit,
@@ -36,14 +38,11 @@ from fleet.planning.model import (
 )
 from fleet.planning.picklists import MachinePickList, ProductTotal, machine_pick_list, van_totals
 from fleet.planning.routing import (
-    NO_LIMIT,
     DroppedStop,
     Infeasibility,
     ProgressCallback,
     RoutingProblem,
     RoutingResult,
-    StopSpec,
-    VehicleSpec,
     solve_routes,
 )
 from fleet.planning.scoring import (
@@ -62,6 +61,16 @@ from fleet.planning.stock_estimate import (
     estimate_stock,
     spread_dex_sales,
     stockout_intervals,
+)
+from fleet.planning.store_routing import carries, routing_problem, unit_visit, vehicle_specs
+from fleet.planning.stores import (
+    StoreStop,
+    UnitVisit,
+    group_stops,
+    location_of,
+    ride_along,
+    unit_dropped,
+    unit_problems,
 )
 
 Key = tuple[str, str]
@@ -107,6 +116,7 @@ class StopSheet:
     departure: datetime
     picks: MachinePickList
     reasons: tuple[Reason, ...]
+    location_id: str = ""  # the store it stands in (its own id when alone)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +141,10 @@ class DayPlan:
     problems: tuple[Infeasibility, ...]
     feasible: bool
     routing: RoutingResult | None = None
+    notes: tuple[str, ...] = ()  # stores split over several stops, and why
+    stops: tuple[StoreStop, ...] = ()  # the router's nodes: which units shared a visit
+    locations: Mapping[str, str] = field(default_factory=dict)  # machine -> location id
+    problem: RoutingProblem | None = None  # what the router was asked (for checks, replays)
 
     def score_of(self, machine_id: str) -> MachineScore:
         return next(s for s in self.scores if s.machine_id == machine_id)
@@ -189,15 +203,46 @@ def plan_day(
         s.machine_id: _picks(by_machine[s.machine_id], products, arrival_guess[s.machine_id])
         for s in chosen
     }
-    problem = _routing_problem(
-        fleet, sites, products, chosen, picks=guess_picks, now=now, day_start=day_start, cfg=cfg
+    not_before = max(0, int((now - day_start).total_seconds()))
+    # The solver works in "metres driven by the cheapest van": costs near one unit per
+    # metre keep its bounded feasibility penalties meaningful (see routing.py).
+    per_km = max(1, min(v.cost_per_km for v in fleet.vans))
+    vehicles = vehicle_specs(fleet.vans, not_before=not_before, per_km=per_km)
+    units: dict[str, list[UnitVisit]] = {}
+    for s in chosen:
+        site = sites[s.machine_id]
+        units.setdefault(location_of(site), []).append(
+            unit_visit(
+                s,
+                site,
+                guess_picks[s.machine_id],
+                products=products,
+                not_before=not_before,
+                per_km=per_km,
+            )
+        )
+    grouping = group_stops(
+        units,
+        lambda demand: any(carries(v, demand) for v in vehicles),
+        taken=frozenset(location_of(site) for site in fleet.sites),
+    )
+    problem = routing_problem(
+        fleet.depot,
+        fleet.matrix,
+        sites,
+        grouping.stops,
+        vehicles,
+        road_factor=cfg.road_factor,
+        speed_kmh=cfg.speed_kmh,
     )
     result = solve_routes(problem, cfg.time_limit_s, seed=cfg.seed, progress=progress)
+    scores = ride_along(scores, grouping.stops)
     reasons = {s.machine_id: s.reasons for s in scores}
     vans = _van_sheets(
         result,
         fleet,
         by_machine,
+        {stop.stop_id: stop for stop in grouping.stops},
         products=products,
         guess_picks=guess_picks,
         reasons=reasons,
@@ -208,10 +253,14 @@ def plan_day(
         made_at=now,
         scores=tuple(scores),
         vans=vans,
-        dropped=result.dropped,
-        problems=result.problems,
+        dropped=unit_dropped(result.dropped, grouping),
+        problems=unit_problems(result.problems, grouping.stops),
         feasible=result.feasible,
         routing=result,
+        notes=grouping.notes,
+        stops=grouping.stops,
+        locations={m: location_of(site) for m, site in sites.items()},
+        problem=problem,
     )
 
 
@@ -361,71 +410,11 @@ def _picks(
     return machine_pick_list(machine_id, [(st.slot, _on_hand(st, at)) for st in states], products)
 
 
-def _routing_problem(
-    fleet: FleetSnapshot,
-    sites: Mapping[str, MachineSite],
-    products: Mapping[str, Product],
-    chosen: Sequence[MachineScore],
-    *,
-    picks: Mapping[str, MachinePickList],
-    now: datetime,
-    day_start: datetime,
-    cfg: PlanSettings,
-) -> RoutingProblem:
-    depot_id = fleet.depot.depot_id
-    ids = [depot_id] + [s.machine_id for s in chosen]
-    if fleet.matrix is not None:
-        matrix = fleet.matrix.subset(ids)
-    else:
-        points = [(depot_id, fleet.depot.location)]
-        points += [(s.machine_id, sites[s.machine_id].location) for s in chosen]
-        matrix = estimated_matrix(points, cfg.road_factor, cfg.speed_kmh)
-    not_before = max(0, int((now - day_start).total_seconds()))
-    # The solver works in "metres driven by the cheapest van": costs near one unit per
-    # metre keep its bounded feasibility penalties meaningful (see routing.py).
-    per_km = max(1, min(v.cost_per_km for v in fleet.vans))
-    stops = []
-    for s in chosen:
-        site, pl = sites[s.machine_id], picks[s.machine_id]
-        stops.append(
-            StopSpec(
-                stop_id=s.machine_id,
-                location=s.machine_id,
-                demand=(pl.units, pl.case_equivalents_milli(products)),
-                service=site.service_seconds(pl.units),
-                tw_early=max(site.access.start_min * 60, not_before),
-                tw_late=max(site.access.end_min * 60, not_before),
-                required=s.decision.value == "required",
-                prize=round(s.prize * 1000 / per_km),
-            )
-        )
-    vehicles = tuple(
-        VehicleSpec(
-            vehicle_id=v.van_id,
-            capacity=(v.capacity, NO_LIMIT)
-            if v.capacity_unit is CapacityUnit.UNITS
-            else (NO_LIMIT, v.capacity * 1000),
-            shift_start=max(v.shift.start_min * 60, not_before),
-            shift_end=max(v.shift.end_min * 60, not_before),
-            unit_distance_cost=max(1, round(v.cost_per_km / per_km)),
-            fixed_cost=round(v.fixed_cost * 1000 / per_km),
-        )
-        for v in fleet.vans
-    )
-    return RoutingProblem(
-        matrix=matrix,
-        depot=depot_id,
-        vehicles=vehicles,
-        stops=tuple(stops),
-        depot_open=fleet.depot.hours.start_min * 60,
-        depot_close=fleet.depot.hours.end_min * 60,
-    )
-
-
 def _van_sheets(
     result: RoutingResult,
     fleet: FleetSnapshot,
     by_machine: Mapping[str, list[_SlotState]],
+    stops: Mapping[str, StoreStop],
     *,
     products: Mapping[str, Product],
     guess_picks: Mapping[str, MachinePickList],
@@ -440,24 +429,35 @@ def _van_sheets(
         def at(seconds: int) -> datetime:
             return day_start + timedelta(seconds=seconds)
 
+        # A store's units one after another: the first on arrival, each next one when
+        # the previous is done (the times the router planned the node with).
+        served = [
+            (stop.location_id, unit, v.arrival if k == 0 else v.service_start + offset,
+             v.service_start + offset)
+            for v in route.visits
+            for stop in (stops[v.stop_id],)
+            for k, (unit, offset) in enumerate(zip(stop.units, stop.offsets, strict=True))
+        ]  # fmt: skip
         # Re-pick at the routed arrival; keep the loaded plan if that would overfill the van.
         final = {
-            v.stop_id: _picks(by_machine[v.stop_id], products, at(v.arrival)) for v in route.visits
+            unit.machine_id: _picks(by_machine[unit.machine_id], products, at(arrival))
+            for _, unit, arrival, _ in served
         }
         if _over(final.values(), van, products):
-            final = {v.stop_id: guess_picks[v.stop_id] for v in route.visits}
-        stops = tuple(
+            final = {unit.machine_id: guess_picks[unit.machine_id] for _, unit, _, _ in served}
+        sheet_stops = tuple(
             StopSheet(
-                v.stop_id,
-                at(v.arrival),
-                at(v.service_start),
-                at(v.departure),
-                final[v.stop_id],
-                reasons[v.stop_id],
+                unit.machine_id,
+                at(arrival),
+                at(start),
+                at(start + unit.service_s),
+                final[unit.machine_id],
+                reasons[unit.machine_id],
+                location_id=location_id,
             )
-            for v in route.visits
+            for location_id, unit, arrival, start in served
         )
-        picked = [s.picks for s in stops]
+        picked = [s.picks for s in sheet_stops]
         sheets.append(
             VanSheet(
                 van_id=van.van_id,
@@ -465,7 +465,7 @@ def _van_sheets(
                 back=at(route.end),
                 distance_m=route.distance,
                 cost=route.distance * van.cost_per_km // 1000 + van.fixed_cost,
-                stops=stops,
+                stops=sheet_stops,
                 totals=tuple(van_totals(picked, products)),
                 load_units=sum(p.units for p in picked),
             )

@@ -5,17 +5,17 @@ money in integer minor units. The CSV files are flat views of the same document:
 visits.csv (every chosen machine, routed or dropped), routes.csv (one row per van),
 picklists.csv (one row per selection to load) and van_totals.csv (the warehouse pick).
 
-``stores`` rolls the pick lists up per location (fleet.locations): a store's units are
-served on one visit, so the crew needs the store's total per product, and should know
-when the routes split a store's units over vans or non-consecutive stops (the planner
-routes every machine as its own stop).
+``stores`` rolls the pick lists up per location (fleet.locations): the planner serves a
+store's units in one visit (fleet.planning.stores), so the crew needs the store's total
+per product, and should know when a store is nevertheless split over vans or stops (its
+units' hours or load left no single visit; the plan's own note says why).
 """
 
 from __future__ import annotations
 
 import csv
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -65,10 +65,11 @@ def _pick(line: PickLine) -> dict[str, Any]:
     }
 
 
-def _stop(number: int, stop: StopSheet) -> dict[str, Any]:
+def _stop(number: int, stop: StopSheet, location_id: str) -> dict[str, Any]:
     return {
         "stop": number,
         "machine_id": stop.machine_id,
+        "location_id": location_id,
         "arrival": _iso(stop.arrival),
         "service_start": _iso(stop.service_start),
         "departure": _iso(stop.departure),
@@ -78,7 +79,7 @@ def _stop(number: int, stop: StopSheet) -> dict[str, Any]:
     }
 
 
-def _van(van: VanSheet) -> dict[str, Any]:
+def _van(van: VanSheet, where: Callable[[str], str]) -> dict[str, Any]:
     return {
         "van_id": van.van_id,
         "depart": _iso(van.depart),
@@ -86,7 +87,7 @@ def _van(van: VanSheet) -> dict[str, Any]:
         "distance_m": van.distance_m,
         "cost": van.cost,
         "load_units": van.load_units,
-        "stops": [_stop(k, s) for k, s in enumerate(van.stops, start=1)],
+        "stops": [_stop(k, s, where(s.machine_id)) for k, s in enumerate(van.stops, start=1)],
         "totals": [
             {
                 "sku": t.sku,
@@ -110,14 +111,18 @@ def plan_document(
     locations: Mapping[str, LocationRef] | None = None,
 ) -> dict[str, Any]:
     """The whole plan as plain JSON-ready values. ``locations`` (from
-    `fleet.locations.machine_locations`) groups machines into stores; a machine it does not
-    place is its own site."""
+    `fleet.locations.machine_locations`) names and types the stores; without it machines
+    are grouped by the plan's own locations (their sites' location ids)."""
     route_of = routes or {}
+    placed = locations or {}
+
+    def where(machine_id: str) -> str:
+        return _location(machine_id, plan, placed)
+
     chosen = [s for s in plan.scores if s.chosen]
-    stores = store_rollup(plan, locations or {})
+    stores = store_rollup(plan, placed)
     split = [
-        f"store {s['location_id']}: its units are visited apart ({_visit_list(s)}); "
-        "the planner routes each unit as its own stop"
+        f"store {s['location_id']}: its units are visited apart ({_visit_list(s)})"
         for s in stores
         if not s["together"]
     ]
@@ -138,26 +143,37 @@ def plan_document(
             "cost": sum(v.cost for v in plan.vans),
         },
         "machines": [_score(s, route_of.get(s.machine_id)) for s in plan.scores],
-        "routes": [_van(v) for v in plan.vans],
+        "routes": [_van(v, where) for v in plan.vans],
         "dropped": [
-            {"machine_id": d.stop_id, "required": d.required, "reason": d.reason}
+            {
+                "machine_id": d.stop_id,
+                "location_id": where(d.stop_id),
+                "required": d.required,
+                "reason": d.reason,
+            }
             for d in plan.dropped
         ],
         "stores": stores,
         "problems": [str(p) for p in plan.problems],
-        "notes": [*notes, *split],
+        "notes": [*notes, *plan.notes, *split],
     }
+
+
+def _location(machine_id: str, plan: DayPlan, locations: Mapping[str, LocationRef]) -> str:
+    ref = locations.get(machine_id)
+    return ref.location_id if ref is not None else plan.locations.get(machine_id, machine_id)
 
 
 def store_rollup(plan: DayPlan, locations: Mapping[str, LocationRef]) -> list[dict[str, Any]]:
     """Per location with a chosen machine: its routed units in visit order, the dropped
-    ones, the visits, and the pick summed per product; by location id."""
+    ones, the visits, and the pick summed per product; by location id. `together`: the
+    routed units are on one van, one right after another."""
     names = {t.sku: t.name for van in plan.vans for t in van.totals}
     groups: dict[str, dict[str, Any]] = {}
 
     def group(machine_id: str) -> dict[str, Any]:
         ref = locations.get(machine_id)
-        key = ref.location_id if ref is not None else machine_id
+        key = _location(machine_id, plan, locations)
         if key not in groups:
             groups[key] = {
                 "location_id": key,
@@ -193,7 +209,7 @@ def store_rollup(plan: DayPlan, locations: Mapping[str, LocationRef]) -> list[di
     for key in sorted(groups):
         g = groups[key]
         picks: Counter[str] = g.pop("picks")
-        g["together"] = _together(g["visits"]) and not (g["dropped"] and g["machines"])
+        g["together"] = _together(g["visits"])
         g["picks"] = [
             {"sku": sku, "name": names.get(sku, ""), "units": units}
             for sku, units in sorted(picks.items())
@@ -248,6 +264,7 @@ def csv_tables(document: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
                     "van_id": vid,
                     "stop": stop["stop"],
                     "machine_id": mid,
+                    "location_id": stop["location_id"],
                     "route_id": scores[mid]["route_id"] or "",
                     "decision": scores[mid]["decision"],
                     "score": scores[mid]["score"],
@@ -261,7 +278,13 @@ def csv_tables(document: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
             for line in stop["picks"]:
                 on_hand = "" if line["on_hand"] is None else line["on_hand"]
                 picks.append(
-                    {"van_id": vid, "stop": stop["stop"], "machine_id": mid, **line}
+                    {
+                        "van_id": vid,
+                        "stop": stop["stop"],
+                        "machine_id": mid,
+                        "location_id": stop["location_id"],
+                        **line,
+                    }
                     | {"on_hand": on_hand}
                 )
         totals.extend({"van_id": vid, **total} for total in van["totals"])
@@ -273,6 +296,7 @@ def csv_tables(document: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
                 "van_id": "",
                 "stop": "",
                 "machine_id": mid,
+                "location_id": dropped["location_id"],
                 "route_id": scores[mid]["route_id"] or "",
                 "decision": scores[mid]["decision"],
                 "score": scores[mid]["score"],
@@ -288,14 +312,16 @@ def csv_tables(document: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 _HEADERS = {
     "visits.csv": (
-        "status", "van_id", "stop", "machine_id", "route_id", "decision", "score", "arrival",
+        "status", "van_id", "stop", "machine_id", "location_id", "route_id", "decision", "score",
+        "arrival",
         "service_start", "departure", "units", "reasons",
     ),
     "routes.csv": (
         "van_id", "depart", "back", "stops", "distance_km", "cost", "load_units",
     ),
     "picklists.csv": (
-        "van_id", "stop", "machine_id", "selection", "sku", "on_hand", "par", "capacity",
+        "van_id", "stop", "machine_id", "location_id", "selection", "sku", "on_hand", "par",
+        "capacity",
         "need", "quantity", "pack_size", "note",
     ),
     "van_totals.csv": ("van_id", "sku", "name", "units", "cases", "loose_units"),

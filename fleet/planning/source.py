@@ -1,10 +1,10 @@
 """A FleetSnapshot from the fleet store, as it stood at a given `now`.
 
-Master data (products, planogram, depot, vans, sites) comes from the planning tables;
-history from telemetry: the latest stock level per selection, sales over the forecast
-window, service visits, DEX reads for machines without live telemetry, and open alarms
-(a full cash box, low change tubes, an empty selection). Rows after `now` are ignored,
-so a plan can be re-made as of an earlier moment.
+Master data (products, planogram, depot, vans, sites with the store each stands in) comes
+from the planning tables; history from telemetry: the latest stock level per selection,
+sales over the forecast window, service visits, DEX reads for machines without live
+telemetry, and open alarms (a full cash box, low change tubes, an empty selection). Rows
+after `now` are ignored, so a plan can be re-made as of an earlier moment.
 
 One query per table, whatever the fleet size, and sales are streamed and folded into
 hourly records per selection: the forecast only needs the hour, and a bucket never
@@ -168,6 +168,7 @@ def _master(
                 service_fixed_min=r.service_fixed_min,
                 service_per_unit_s=r.service_per_unit_s,
                 has_telemetry=r.has_telemetry,
+                location_id=(r.location_id or "").strip(),
             )
         )
         if r.score_weights:

@@ -5,11 +5,16 @@ demands, times are replayed from the travel matrix, service times and windows (w
 where a van is early), and every stop is accounted for exactly once (routed or
 dropped). Each check returns a list of violations in words; an empty list means the
 routes are feasible.
+
+Stores: machines whose sites share a location id are one visit. The checker works that
+out from the sites itself: a store's units must be on one van, one right after another,
+each once (unless the plan's notes say the store had to be split); driving is counted to
+the store's first unit and from there on, never between its units.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
 from fleet.planning.distances import TravelMatrix, estimated_matrix
@@ -147,6 +152,7 @@ def check_day_plan(
             bad.append(f"{van.van_id}: back {sheet.back:%H:%M} after its shift")
         bad += _van_load(sheet.van_id, van.capacity, van.capacity_unit, sheet, products)
         bad += _van_times(sheet, matrix, fleet.depot.depot_id, sites, midnight)
+        bad += _store_runs(sheet, sites, plan.notes)
         for stop in sheet.stops:
             seen.append(stop.machine_id)
             for line in stop.picks.lines:
@@ -164,6 +170,57 @@ def check_day_plan(
             bad.append(f"{van.van_id}: warehouse totals differ from the stops' pick lists")
     if len(seen) != len(set(seen)):
         bad.append("a machine is visited twice in one day")
+    return bad + check_stores(plan, fleet)
+
+
+def _location(site: MachineSite) -> str:
+    return site.location_id.strip() or site.machine_id
+
+
+def check_stores(plan: DayPlan, fleet: FleetSnapshot) -> list[str]:
+    """Each store visited once, on one van, its units back to back; a chosen unit of a
+    visited store is routed with it or dropped with a reason naming the store."""
+    sites = {s.machine_id: s for s in fleet.sites}
+    where: dict[str, list[tuple[str, int]]] = {}
+    for sheet in plan.vans:
+        for k, stop in enumerate(sheet.stops):
+            where.setdefault(_location(sites[stop.machine_id]), []).append((sheet.van_id, k))
+    split = {loc for loc in where if any(n.startswith(f"store {loc} ") for n in plan.notes)}
+    bad = []
+    for loc, visits in where.items():
+        if loc in split:
+            continue
+        if len({van for van, _ in visits}) > 1:
+            bad.append(f"store {loc}: its units are on several vans {sorted(visits)}")
+            continue
+        positions = sorted(k for _, k in visits)
+        if positions != list(range(positions[0], positions[0] + len(positions))):
+            bad.append(f"store {loc}: its units are not one right after another {positions}")
+    reasons = {d.stop_id: d.reason for d in plan.dropped}
+    routed = {s.machine_id for sheet in plan.vans for s in sheet.stops}
+    for score in plan.scores:
+        loc = _location(sites[score.machine_id])
+        if not score.chosen or loc not in where or score.machine_id in routed:
+            continue
+        if f"store {loc}" not in reasons.get(score.machine_id, ""):
+            bad.append(f"store {loc} is visited without its chosen unit {score.machine_id}")
+    return bad
+
+
+def _store_runs(
+    sheet: VanSheet, sites: Mapping[str, MachineSite], notes: Sequence[str]
+) -> list[str]:
+    """Units of one store on a van follow each other without a gap in time (unless the
+    plan's notes say the store had to be split)."""
+    bad = []
+    for before, after in zip(sheet.stops, sheet.stops[1:], strict=False):
+        loc = _location(sites[before.machine_id])
+        same = loc == _location(sites[after.machine_id])
+        split = any(n.startswith(f"store {loc} ") for n in notes)
+        if same and not split and after.service_start != before.departure:
+            bad.append(
+                f"{sheet.van_id}/{after.machine_id}: not served right after {before.machine_id}"
+            )
     return bad
 
 
@@ -193,10 +250,14 @@ def _van_times(
     midnight: datetime,
 ) -> list[str]:
     bad = []
-    prev, clock = depot_id, sheet.depart
+    prev, clock, store = depot_id, sheet.depart, None
     for stop in sheet.stops:
         mid = stop.machine_id
-        travel = timedelta(seconds=matrix.duration_s[matrix.index(prev)][matrix.index(mid)])
+        if _location(sites[mid]) == store:
+            travel = timedelta(0)  # the next unit of the store the van stands at
+        else:
+            travel = timedelta(seconds=matrix.duration_s[matrix.index(prev)][matrix.index(mid)])
+            prev, store = mid, _location(sites[mid])
         if stop.arrival < clock + travel:
             bad.append(f"{sheet.van_id}/{mid}: arrives sooner than the drive allows")
         access = sites[mid].access
@@ -208,7 +269,7 @@ def _van_times(
             )
         if stop.service_start < stop.arrival or stop.departure < stop.service_start:
             bad.append(f"{sheet.van_id}/{mid}: times out of order")
-        prev, clock = mid, stop.departure
+        clock = stop.departure
     back = timedelta(seconds=matrix.duration_s[matrix.index(prev)][matrix.index(depot_id)])
     if sheet.back < clock + back:
         bad.append(f"{sheet.van_id}: back at the depot sooner than the drive allows")

@@ -5,9 +5,12 @@ once on a hand-made plan whose split is known."""
 
 from __future__ import annotations
 
+import csv
 import json
+import re
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,6 +23,7 @@ from fleet.planning.picklists import MachinePickList, PickLine, ProductTotal
 from fleet.planning.plan import DayPlan, StopSheet, VanSheet
 from fleet.planning.plan_report import plan_document
 from fleet.planning.routing import DroppedStop
+from fleet.planning.source import load_snapshot
 from fleet.store.db import make_engine
 from fleet.store.schema import upgrade
 from tests.fleet.planning.restock_data import NOW, PLAN_DAY, fill_store
@@ -82,15 +86,44 @@ def test_plan_json_rolls_picks_up_per_store(db: str) -> None:
         sku: n for sku, n in expected.items() if n
     }
     assert store["units"] == sum(stops[m][1]["units"] for m in STORE_UNITS)
+    # The planner routes the store as one stop: one van, one unit right after the other.
     vans = {stops[m][0] for m in STORE_UNITS}
     numbers = sorted(stops[m][1]["stop"] for m in STORE_UNITS)
-    together = len(vans) == 1 and numbers[1] == numbers[0] + 1
-    assert store["together"] is together
-    assert any("st-1" in note for note in doc["notes"]) is not together
+    assert len(vans) == 1
+    assert numbers[1] == numbers[0] + 1
+    assert store["together"] is True
+    assert not any("st-1" in note for note in doc["notes"])
+    assert {stops[m][1]["location_id"] for m in STORE_UNITS} == {"st-1"}
     # Every other routed machine is its own site.
     for machine in set(stops) - set(STORE_UNITS):
         assert stores[machine]["machines"] == [machine]
         assert stores[machine]["kind"] == "site"
+
+
+def test_the_snapshot_carries_each_sites_store(db: str) -> None:
+    engine = make_engine(db)
+    try:
+        snap = load_snapshot(engine, NOW)
+    finally:
+        engine.dispose()
+    assert {s.machine_id: s.location_id for s in snap.fleet.sites} == {
+        "vm-a": "st-1",
+        "vm-b": "st-1",
+        "vm-d": "",
+    }
+
+
+def test_plan_csv_names_each_units_store(db: str, tmp_path: Path) -> None:
+    result = plan(db, "--json", "--csv", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    with (tmp_path / "picklists.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    with (tmp_path / "visits.csv").open(encoding="utf-8") as handle:
+        visits = list(csv.DictReader(handle))
+    assert {r["location_id"] for r in rows if r["machine_id"] in STORE_UNITS} == {"st-1"}
+    others = [r for r in rows + visits if r["machine_id"] not in STORE_UNITS]
+    assert all(r["location_id"] == r["machine_id"] for r in others)
+    assert {v["location_id"] for v in visits if v["machine_id"] in STORE_UNITS} == {"st-1"}
 
 
 def test_plan_tables_print_the_store_pick_totals(db: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -99,6 +132,9 @@ def test_plan_tables_print_the_store_pick_totals(db: str, monkeypatch: pytest.Mo
     assert result.exit_code == 0, result.output
     assert "Pick totals per store" in result.stdout
     assert "st-1 Siêu thị tự động" in result.stdout
+    # The van's stop table names each unit's store in a column of its own.
+    assert re.search(r"vm-b\s*│\s*st-1\s*│", result.stdout), result.stdout
+    assert "(apart)" not in result.stdout
 
 
 # --- a hand-made plan: the split is known -------------------------------------------------
@@ -178,3 +214,24 @@ def test_a_document_without_locations_groups_nothing() -> None:
     doc = plan_document(day_plan, depot_id="wh", timezone="UTC")
     assert [(s["location_id"], s["units"]) for s in doc["stores"]] == [("a", 1), ("b", 2)]
     assert doc["notes"] == []
+
+
+def test_without_locations_the_plans_own_stores_group_and_its_notes_carry_over() -> None:
+    day_plan = DayPlan(
+        day=date(2026, 3, 11),
+        made_at=T,
+        scores=(),
+        vans=(_van("v1", [_stop("a", T, {"cola": 1}), _stop("b", T, {"cola": 2})]),),
+        dropped=(DroppedStop("c", required=False, prize=0, reason="no room"),),
+        problems=(),
+        feasible=True,
+        notes=("store st is served as 2 stops: ...",),
+        locations={"a": "st", "b": "st", "c": "st"},
+    )
+    doc = plan_document(day_plan, depot_id="wh", timezone="UTC", notes=("given",))
+    [store] = doc["stores"]
+    assert (store["location_id"], store["machines"], store["dropped"]) == ("st", ["a", "b"], ["c"])
+    assert store["together"] is True  # a unit left out does not make the visit "apart"
+    assert [s["location_id"] for s in doc["routes"][0]["stops"]] == ["st", "st"]
+    assert doc["dropped"][0]["location_id"] == "st"
+    assert doc["notes"] == ["given", "store st is served as 2 stops: ..."]

@@ -257,3 +257,54 @@ def test_the_checker_catches_broken_routes() -> None:
     twice = replace(route, visits=(first, second, second))
     assert any("twice" in p for p in broken(routes=(twice,)))
     assert any("exactly" in p for p in broken(routes=()))
+
+
+# --- stores: several units at one location ---------------------------------------------
+
+
+@st.composite
+def store_fleets(draw: st.DrawFn) -> FleetSnapshot:
+    """A random fleet whose machines are spread over a few stores (or stand alone); a
+    store's units mostly share coordinates, and their hours may or may not overlap."""
+    fleet = draw(fleets())
+    places = draw(
+        st.lists(
+            st.sampled_from(["", "st-a", "st-b"]),
+            min_size=len(fleet.sites),
+            max_size=len(fleet.sites),
+        )
+    )
+    first: dict[str, MachineSite] = {}
+    sites = []
+    for site, place in zip(fleet.sites, places, strict=True):
+        lead = first.setdefault(place, site) if place else site
+        # Mostly the store's spot and hours; now and then a unit across the hall, or
+        # one with hours of its own.
+        where = lead.location if draw(st.integers(0, 3)) else site.location
+        access = lead.access if draw(st.integers(0, 3)) else site.access
+        sites.append(replace(site, location_id=place, location=where, access=access))
+    return replace(fleet, sites=tuple(sites))
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(store_fleets(), st.frozensets(st.sampled_from([f"m{i}" for i in range(6)]), min_size=2))
+def test_a_store_is_visited_once_on_one_van_back_to_back(
+    fleet: FleetSnapshot, must: frozenset[str]
+) -> None:
+    known = {s.machine_id for s in fleet.sites}
+    cfg = PlanSettings(tz=TZ, must_visit=must & known, time_limit_s=0.05)
+    plan = plan_day(DAY, fleet, NOW, cfg)
+    assert plan.problem is not None
+    assert plan.routing is not None
+    assert check_routes(plan.problem, plan.routing) == []
+    assert check_day_plan(plan, fleet, cfg, NOW) == []  # includes check_stores
+    routed = {s.machine_id for v in plan.vans for s in v.stops}
+    chosen = {s.machine_id for s in plan.scores if s.chosen}
+    assert routed | {d.stop_id for d in plan.dropped} == chosen
+    assert len(plan.dropped) == len({d.stop_id for d in plan.dropped})
+    place = {s.machine_id: s.location_id or s.machine_id for s in fleet.sites}
+    for stop in plan.stops:
+        assert {place[m] for m in stop.machines} == {stop.location_id}
+        split = any(n.startswith(f"store {stop.location_id} ") for n in plan.notes)
+        parts = [s for s in plan.stops if s.location_id == stop.location_id]
+        assert split or len(parts) == 1
