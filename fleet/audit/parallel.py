@@ -70,7 +70,7 @@ def _work(
     from fleet.audit.source import reconcile_rows_of  # noqa: PLC0415  (source imports us)
     from fleet.store.db import make_engine  # noqa: PLC0415
 
-    engine = make_engine(url)
+    engine = make_engine(url, read_only=True)  # SQLite: workers read side by side
     try:
         return reconcile_rows_of(engine, period, config, machines, receipts)
     finally:

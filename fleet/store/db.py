@@ -3,7 +3,9 @@
 SQLite transactions start with ``BEGIN IMMEDIATE`` so two ingest processes on one file
 queue on the write lock (``busy_timeout``) instead of failing when a read transaction
 tries to become a write transaction. PostgreSQL serialises per machine with row locks
-(see :mod:`fleet.ingest`).
+(see :mod:`fleet.ingest`). A ``read_only`` engine (the reconciliation's worker processes)
+begins plain deferred transactions on SQLite instead: readers never take the write lock,
+so several of them read side by side in WAL mode, each from its own snapshot.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ class StoreError(Exception):
     """The database cannot be used: bad URL, unreachable, or not migrated."""
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for ``url``: ``sqlite:///path`` or ``postgresql+psycopg://...``."""
+def make_engine(url: str, *, read_only: bool = False, **kwargs: Any) -> Engine:
+    """An engine for ``url``: ``sqlite:///path`` or ``postgresql+psycopg://...``;
+    ``read_only``: SQLite refuses writes and takes no write lock."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -41,7 +44,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     except (ArgumentError, NoSuchModuleError) as exc:
         raise StoreError(f"bad database URL {url!r}: {exc}") from None
     if backend == "sqlite":
-        _sqlite_setup(engine)
+        _sqlite_setup(engine, read_only=read_only)
     return engine
 
 
@@ -49,16 +52,19 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, *, read_only: bool) -> None:
+    pragmas = (*SQLITE_PRAGMAS, "query_only=ON") if read_only else SQLITE_PRAGMAS
+    begin = "BEGIN" if read_only else "BEGIN IMMEDIATE"
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: ConnectionPoolEntry) -> None:
         # Own transaction control: pysqlite's implicit BEGIN would be DEFERRED.
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
-        for pragma in SQLITE_PRAGMAS:
+        for pragma in pragmas:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
