@@ -269,6 +269,12 @@ class BasketFlow:
         b = self.basket
         if b is None or b.phase is not Phase.PAYING or b.method is not Method.CASH:
             return None
+        # Re-check what checkout checked: the stacked bill may not be the one in escrow.
+        total = Money(b.value(ItemStatus.PENDING), self.currency)
+        paid = self.payout is None and self.credit >= total
+        if not paid or not self.can_pay(self.credit - total):
+            self._back_to_building(b)
+            return [self._show(f"Basket not paid: {self.credit} credit, total {total}")]
         return self._dispense_next(b)
 
     def _basket_bill_returned(self) -> None:

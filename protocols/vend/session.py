@@ -307,8 +307,14 @@ class VendSession(BasketFlow):
         if self.vend is not None or self.payout is not None:
             return [self._show("Please wait")]
         out: Result = []
+        self.pending_code = None  # the choice waiting for the bill is given up with it
         if self.escrow is not None:
             out.append(o.ReturnBill())
+        b = self.basket
+        if b is not None and b.phase is Phase.PAYING and b.method is Method.CASH:
+            # Its bill goes back and its credit is refunded: nothing pays for it any more,
+            # so a bill that stacks anyway (crossing RETURN) is credit, not a checkout.
+            self._back_to_building(b)
         if self.card is not None:
             if self.card.requested and not self.card.cancelled:
                 self.card.cancelled = True
@@ -324,6 +330,10 @@ class VendSession(BasketFlow):
         return out
 
     def _pay(self, amount: Money, reason: str) -> Result:
+        if self.payout is not None:
+            # One payout at a time: replacing the one in flight would lose its money.
+            # The amount stays credit; RETURN pays it once the changer is free.
+            return [self._show("Please wait")]
         payout = PayoutInFlight(self._new_id(), amount, reason)
         self.payout = payout
         self.payout_tubes = {t.coin_type: t.count for t in self.tubes}

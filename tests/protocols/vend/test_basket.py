@@ -128,6 +128,47 @@ def test_second_unit_of_a_jammed_selection_is_skipped_not_dispensed() -> None:
     assert not _of(last, o.BasketSold)
 
 
+def test_return_while_the_basket_waits_for_its_bill_cancels_the_basket() -> None:
+    s = _session()
+    _coins(s, 5000)
+    s.apply(i.BillEscrowed(bill_type=0, value=vnd(10000)))
+    s.apply(i.BasketItemAdded(code="A1"))
+    assert _of(s.apply(i.CheckoutRequested()), o.StackBill)
+    out = s.apply(i.ReturnRequested())
+    assert _of(out, o.ReturnBill)
+    (refund,) = _of(out, o.PayOut)
+    assert refund.amount == vnd(5000)
+    assert s.basket is None
+    # The validator stacks the bill anyway (it crossed RETURN): credit, not a checkout.
+    out = s.apply(i.BillStacked(bill_type=0, value=vnd(10000)))
+    assert not _of(out, o.Dispense)
+    assert not _of(out, o.PayOut)
+    assert s.payout is not None
+    assert s.payout.payout_id == refund.payout_id  # the refund in flight is kept
+    assert s.credit == vnd(10000)
+    assert s.invariant_violations() == []
+    s.apply(i.PayoutFinished(payout_id=refund.payout_id, paid=vnd(5000)))
+    (late,) = _of(s.apply(i.ReturnRequested()), o.PayOut)
+    assert late.amount == vnd(10000)
+    s.apply(i.PayoutFinished(payout_id=late.payout_id, paid=vnd(10000)))
+    assert s.counters.refunds_paid == s.counters.cash_in == 15000
+    assert s.invariant_violations() == []
+
+
+def test_stacked_bill_short_of_the_total_does_not_start_the_basket() -> None:
+    s = _session()
+    s.apply(i.BillEscrowed(bill_type=1, value=vnd(20000)))
+    s.apply(i.BasketItemAdded(code="A1"))
+    assert _of(s.apply(i.CheckoutRequested()), o.StackBill)
+    # The validator reports a smaller bill than the one it held in escrow.
+    out = s.apply(i.BillStacked(bill_type=0, value=vnd(10000)))
+    assert not _of(out, o.Dispense)
+    assert s.basket is not None
+    assert s.basket.phase is Phase.BUILDING
+    assert s.credit == vnd(10000)
+    assert s.invariant_violations() == []
+
+
 def _card_basket(s: VendSession) -> Result:
     s.apply(i.CardSessionBegan(reader=READER, funds=vnd(100000)))
     _build(s)

@@ -67,6 +67,17 @@ def test_bill_in_escrow_is_returned_on_cancel_and_never_credited(session: VendSe
     assert session.invariant_violations() == []
 
 
+def test_return_gives_up_the_choice_waiting_for_the_bill(session: VendSession) -> None:
+    session.apply(i.BillEscrowed(bill_type=1, value=vnd(20000)))
+    assert _only(session.apply(i.SelectionPressed(code="A1")), o.StackBill)
+    assert _only(session.apply(i.ReturnRequested()), o.ReturnBill)
+    # The bill stacks anyway (STACK crossed RETURN): it is credit, not a vend.
+    out = session.apply(i.BillStacked(bill_type=1, value=vnd(20000)))
+    assert not _only(out, o.Dispense)
+    assert session.credit == vnd(20000)
+    assert session.invariant_violations() == []
+
+
 def test_small_bill_is_stacked_at_once_so_more_can_follow(session: VendSession) -> None:
     # 10,000 buys B1 (8,000): held. With B1 sold out nothing costs <= 10,000: stack it.
     session.apply(i.StockRemoved(code="B1", count=5))
