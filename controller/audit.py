@@ -3,15 +3,19 @@
 Cumulative ("since initialisation") counters come straight from the replayed vend
 session. Interim ("since last reset") counters are the difference from a snapshot
 taken at the last read with reset, kept in the journal's meta table, so a read with
-reset never touches the money journal itself.
+reset never touches the money journal itself. A smart cabinet's sales (paid by card,
+one paid vend per item, the sku as the selection) come from its log
+(:mod:`controller.cabinet_audit`) and add to the same counters.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from controller.cabinet_audit import CabinetSales, base_of, cabinet_sales
 from controller.config import MachineConfig
 from controller.journal import Journal
 from protocols.dex.model import (
@@ -31,10 +35,11 @@ from protocols.vend.session import VendSession
 _SNAPSHOT_KEY = "dex_reset_snapshot"
 
 
-def _snapshot(session: VendSession) -> dict[str, Any]:
+def _snapshot(session: VendSession, cabinet: CabinetSales) -> dict[str, Any]:
     return {
         "counters": session.counters.model_dump(),
         "selections": {c: s.counters.model_dump() for c, s in session.selections.items()},
+        "cabinet": cabinet.as_json(),
     }
 
 
@@ -48,8 +53,12 @@ def audit_counters(
     snapshot: dict[str, Any],
     reads: int,
     last: datetime | None,
+    *,
+    cabinet: CabinetSales | None = None,
 ) -> AuditCounters:
     c = session.counters
+    cab = cabinet or CabinetSales()
+    cab_base = snapshot.get("cabinet", {})
     base = snapshot.get("counters", {})
     sel_base = snapshot.get("selections", {})
 
@@ -57,8 +66,8 @@ def audit_counters(
         return int(base.get(key, 0))
 
     cur = currency(cfg.machine.currency)
-    paid_value = c.cash_sales_value + c.cashless_sales_value
-    paid_count = c.cash_sales_count + c.cashless_sales_count
+    paid_value = c.cash_sales_value + c.cashless_sales_value + cab.value
+    paid_count = c.cash_sales_count + c.cashless_sales_count + cab.count
     selections = []
     for code, st in session.selections.items():
         sc, sb = st.counters, sel_base.get(code, {})
@@ -70,12 +79,15 @@ def audit_counters(
             Selection(selection=code, price=st.selection.price.minor, name=st.selection.product,
                       paid=paid, test=test)
         )  # fmt: skip
+    selections = _with_cabinet(selections, cab, cab_base)
+    cab_value, cab_count = base_of(cab_base)
     paid_base = (
-        b("cash_sales_value") + b("cashless_sales_value"),
-        b("cash_sales_count") + b("cashless_sales_count"),
+        b("cash_sales_value") + b("cashless_sales_value") + cab_value,
+        b("cash_sales_count") + b("cashless_sales_count") + cab_count,
     )
     cash_base = (b("cash_sales_value"), b("cash_sales_count"))
-    card_base = (b("cashless_sales_value"), b("cashless_sales_count"))
+    card_base = (b("cashless_sales_value") + cab_value, b("cashless_sales_count") + cab_count)
+    card = (c.cashless_sales_value + cab.value, c.cashless_sales_count + cab.count)
     return AuditCounters(
         machine_serial=cfg.machine.id,
         machine_model="vendfleet",
@@ -106,13 +118,37 @@ def audit_counters(
         cashless=(
             CashlessDevice(
                 slot="DA",
-                sales=_tally(c.cashless_sales_value, c.cashless_sales_count, *card_base),
+                sales=_tally(*card, *card_base),
             ),
         ),
         selections=tuple(selections),
         reads_with_reset=reads,
         last_read_at=last,
     )  # fmt: skip
+
+
+def _with_cabinet(
+    selections: list[Selection], cabinet: CabinetSales, base: dict[str, Any]
+) -> list[Selection]:
+    """The cabinet's skus as selections (added to a vend selection of the same code)."""
+    by_code = {s.selection: s for s in selections}
+    for sku, sold in sorted(cabinet.skus.items()):
+        paid = _tally(sold.value, sold.count, *base_of(base, sku))
+        old = by_code.get(sku)
+        if old is None:
+            by_code[sku] = Selection(selection=sku, price=sold.price, name=sold.name, paid=paid)
+            continue
+        both = Tally(*(
+            (x or 0) + (y or 0)
+            for x, y in zip(
+                (old.paid.value_init, old.paid.count_init, old.paid.value_reset,
+                 old.paid.count_reset),
+                (paid.value_init, paid.count_init, paid.value_reset, paid.count_reset),
+                strict=True,
+            )
+        ))  # fmt: skip
+        by_code[sku] = replace(old, paid=both)
+    return list(by_code.values())
 
 
 def read_dex(
@@ -123,7 +159,9 @@ def read_dex(
     state = json.loads(raw) if raw else {}
     last = datetime.fromisoformat(state["read_at"]) if state.get("read_at") else None
     reads = int(state.get("reads_with_reset", 0))
-    counters = audit_counters(cfg, session, state.get("snapshot", {}), reads + reset, last)
+    cabinet = cabinet_sales(journal.db)
+    snapshot = state.get("snapshot", {})
+    counters = audit_counters(cfg, session, snapshot, reads + reset, last, cabinet=cabinet)
     text = write_dex(
         counters,
         read_at=read_at,
@@ -135,7 +173,7 @@ def read_dex(
             _SNAPSHOT_KEY,
             json.dumps(
                 {
-                    "snapshot": _snapshot(session),
+                    "snapshot": _snapshot(session, cabinet),
                     "reads_with_reset": reads + 1,
                     "read_at": read_at.isoformat(),
                 }

@@ -10,8 +10,10 @@ One task (:meth:`CabinetFlow.run`) serves the cabinet, one session at a time::
       -> capture on the reader (each step logged first) -> log "closed" with the sale
 
 The decisions are the pure :class:`protocols.cabinet.session.CabinetSession`'s; this
-module carries out its actions and feeds it what happened. Every step is written to
-:mod:`controller.cabinet_log` before the hardware moves.
+module carries out its actions and feeds it what happened; the board is spoken to
+through :mod:`controller.cabinet_link` and the reader through
+:mod:`controller.cabinet_payment`. Every step is written to :mod:`controller.cabinet_log`
+before the hardware moves.
 
 Capture of a final amount lower than the pre-authorisation (MDB VEND SUCCESS carries no
 amount): VEND SUCCESS then NEGATIVE VEND REQUEST for the rest on a reader with Level-3
@@ -22,22 +24,29 @@ multivend reader; else, as baskets do, VEND FAILURE and the sale recorded as uns
 After a restart (:meth:`CabinetFlow.recover`) our init has reset the reader, which voids
 an approval not yet settled, so an open session can no longer charge the card: it is
 finished from what the cabinet says (verdict, report or a fresh inventory against the
-baseline), settled under the power-loss rule, and anything due goes to the review queue
-as an unsettled sale. Nothing is charged twice; nothing is charged that was not taken.
-"""
+baseline), settled under the power-loss rule. With ``resume_window_s`` the same card (its Level-3
+media id), presented again in time, is charged the amount due with a new VEND REQUEST
+(:meth:`CardPayments._charge_on_return`); otherwise anything due goes to the review
+queue as an unsettled sale. Nothing is charged twice; nothing is charged that was not
+taken.
+
+Stock: the shelves are reported as ``stock`` rows per sku at start-up, before and after
+each session (:mod:`controller.cabinet_stock`)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from controller import cabinet_bodies as cb
 from controller import cabinet_log as clog
+from controller import cabinet_stock as stock
 from controller.cabinet_config import CabinetSection
+from controller.cabinet_link import CabinetLink
 from controller.cabinet_payment import (
     CAPTURED,
     NOT_CHARGED,
@@ -53,19 +62,18 @@ from controller.receipts import Issued
 from drivers.cabinet import Cabinet, CabinetDriverError, SessionVerdict
 from protocols.cabinet import session as cs
 from protocols.cabinet.errors import CabinetError
-from protocols.cabinet.messages import DoorState, Event, EventKind, SessionState
+from protocols.cabinet.messages import EventKind, SessionState
 from protocols.cabinet.model import (
     Alarm,
     AlarmKind,
     SettlementOutcome,
-    ShelfChange,
     ShelfReading,
 )
 from protocols.mdb.cashless import events as card
 from protocols.mdb.errors import MdbError
 from protocols.mdb.events import DeviceOffline, DeviceReset, MdbEvent
 from protocols.money import Money
-from protocols.telemetry import Body, RefundBody, RefundKind
+from protocols.telemetry import Body, RefundBody, RefundKind, SelectionStock
 from protocols.vend import outputs as o
 
 if TYPE_CHECKING:
@@ -74,10 +82,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 IDLE_POLL = 1.0  # cabinet events while no session runs (tamper, power-up)
-RETRIES = 3
-
-
-_T = TypeVar("_T")
 
 
 class CabinetFlow(CardPayments):
@@ -85,6 +89,7 @@ class CabinetFlow(CardPayments):
         self.machine = machine
         self.settings = settings
         self.cabinet = cabinet
+        self.link = CabinetLink(cabinet, [s.shelf for s in settings.shelf])
         self.currency = machine.config.machine.currency
         # A cabinet-only machine opens on a card tap; with selections, the panel asks.
         self.open_on_tap = not machine.config.selection
@@ -92,9 +97,10 @@ class CabinetFlow(CardPayments):
         self.recovering = True
         self.armed = False  # cabinet_open pressed: the next card tap opens the cabinet
         self.last: dict[str, Any] | None = None
-        self._starts: asyncio.Queue[int] = asyncio.Queue()
+        self._stock: dict[str, stock.SkuLevel] = {}  # as last reported to the fleet
+        machine.outbox.extra_stock = self._stock_rows  # resyncs and planograms carry them
+        self._starts: asyncio.Queue[tuple[int, int | None]] = asyncio.Queue()  # reader, media
         self._answers: asyncio.Queue[MdbEvent] = asyncio.Queue()
-        self._ack: tuple[int, int] | None = None  # (boot, seq) of the last event journaled
 
     # --- what the machine asks --------------------------------------------------------
 
@@ -111,11 +117,13 @@ class CabinetFlow(CardPayments):
         """See a reader event first; True: it belongs to the cabinet session alone."""
         run = self.current
         match event:
-            case card.SessionBegan(address=a):
+            case card.SessionBegan(address=a, media_id=media):
+                if self._returning(a, media):
+                    return False
                 wanted = self.open_on_tap or self.armed
                 if run is None and not self.recovering and wanted and not self._in_service():
                     self.armed = False
-                    self._starts.put_nowait(a)
+                    self._starts.put_nowait((a, media))
                 return False
             case card.VendApproved(address=a) | card.VendDenied(address=a):
                 if run is not None and run.reader == a and not run.card_lost:
@@ -143,7 +151,7 @@ class CabinetFlow(CardPayments):
         if s.busy or s.credit or s.escrow or (s.basket is not None and s.basket.active):
             raise PanelError("finish the purchase in progress first")
         if s.card is not None and not s.card.requested:
-            self._starts.put_nowait(s.card.reader)
+            self._starts.put_nowait((s.card.reader, None))
             return {"cabinet": "authorising", **self.view()}
         self.armed = True
         self._show("Tap your card to open the cabinet")
@@ -157,6 +165,7 @@ class CabinetFlow(CardPayments):
             "recovering": self.recovering,
             "session_id": None if run is None else run.session.session_id,
             "armed": self.armed,
+            "awaiting_card": self.awaiting is not None,
             "last": self.last,
         }
 
@@ -167,17 +176,19 @@ class CabinetFlow(CardPayments):
             await self.recover()
         finally:
             self.recovering = False
+        await self._report_stock(await self.link.inventory())
         while True:
             _stop_if_cancelled()
             try:
-                reader = await asyncio.wait_for(self._starts.get(), IDLE_POLL)
+                reader, media = await asyncio.wait_for(self._starts.get(), IDLE_POLL)
             except TimeoutError:
                 await self._idle_poll()
                 continue
             try:
-                await self._serve(reader)
+                await self._serve(reader, media)
             except (CabinetDriverError, CabinetError, MdbError):
                 log.exception("cabinet session failed")
+            await self._report_stock(await self.link.inventory())
 
     async def recover(self) -> None:
         """Finish every session the log shows open, then let the cabinet unlock again."""
@@ -186,58 +197,62 @@ class CabinetFlow(CardPayments):
         raw = await journal.run(lambda: journal.get_meta(clog.EVENT_ACK_KEY))
         if raw:
             boot, _, seq = raw.partition(":")
-            self._ack = (int(boot), int(seq))
+            self.link.ack = (int(boot), int(seq))
         sessions = await journal.run(lambda: clog.load_sessions(journal.db))
         for logged in sessions:
             session = logged.rebuild()
-            run = CabinetRun(session, logged.reader, logged.boot, card_lost=True)
+            run = CabinetRun(
+                session, logged.reader, logged.boot, card_lost=True, media_id=logged.media_id,
+                restarted=True,
+            )  # fmt: skip
             run.events = [event for event, _ in logged.events]
             self.current = run
             log.warning("cabinet session %s open at restart (%s)", run.session.session_id,
                         session.phase.value)  # fmt: skip
             try:
                 if session.finished:
-                    self._payment_at_restart(run, logged.payment_steps)
+                    await self._payment_at_restart(run, logged.payment_steps)
                     await self._close(run)
                 else:
                     await self._resume(run)
                     await self._until_finished(run)
             finally:
                 self.current = None
-        await self._acknowledge_reset()
+        await self.link.acknowledge_reset()
 
     # --- one session ------------------------------------------------------------------
 
-    async def _serve(self, reader: int) -> None:
+    async def _serve(self, reader: int, media: int | None) -> None:
         if self.machine.session.busy:
             self._show("Please wait")
             return
         await self._idle_poll()  # what happened before this session is not part of it
         try:
-            baseline = await self.cabinet.inventory()
+            baseline = await self.link.baseline()
         except CabinetDriverError as exc:
             log.error("cabinet not available: %s", exc)  # noqa: TRY400
             self._show("Cabinet unavailable")
             self._end_card(reader)
             return
-        prices = {c: s.selection.price.minor for c, s in self.machine.session.selections.items()}
-        planogram = self.settings.planogram(self.currency, prices, baseline)
+        await self._report_stock(baseline)  # a restock since the last session shows here
+        planogram = self.settings.planogram(self.currency, self._prices(), baseline)
         policy = self.settings.policy(self.currency)
         sid = await self._next_id()
         session = cs.CabinetSession(sid, planogram, policy, baseline=baseline)
-        run = CabinetRun(session, reader, self.cabinet.boot)
+        run = CabinetRun(session, reader, self.link.boot, media_id=media)
         self.current = run
         try:
             actions = session.start(self._now())
             started = clog.started_record(
-                reader, run.boot, baseline=baseline, planogram=planogram, policy=policy
-            )
+                reader, run.boot, baseline=baseline, planogram=planogram, policy=policy,
+                media_id=media,
+            )  # fmt: skip
             await self._write(sid, [started], meta={clog.NEXT_ID_KEY: str(sid + 1)})
             await self._act(run, actions)
             await self._until_finished(run)
         finally:
             self.current = None
-        await self._acknowledge_reset()
+        await self.link.acknowledge_reset()
 
     async def _until_finished(self, run: CabinetRun) -> None:
         while not run.session.finished:
@@ -277,7 +292,7 @@ class CabinetFlow(CardPayments):
         meta = {clog.EVENT_ACK_KEY: f"{ack[0]}:{ack[1]}"} if ack else None
         await self._write(session.session_id, [clog.event_record(event, now)], bodies, meta=meta)
         if ack:
-            self._ack = ack
+            self.link.ack = ack
         await self._act(run, actions)
 
     async def _act(self, run: CabinetRun, actions: Sequence[cs.Action]) -> None:
@@ -290,9 +305,11 @@ class CabinetFlow(CardPayments):
                 case cs.LockDoor():
                     await self._lock(run)
                 case cs.ReadSessionReport():
-                    await self._feed(run, cs.SessionReported(await self._report(run)))
+                    await self._feed(
+                        run, cs.SessionReported(await self.link.report(run.session.session_id))
+                    )
                 case cs.ReadInventory():
-                    await self._feed(run, cs.InventoryRead(await self._inventory()))
+                    await self._feed(run, cs.InventoryRead(await self.link.inventory()))
                 case cs.CapturePayment(amount=amount, release=release):
                     self._show("Charging your card")
                     await self._capture(run, amount, release)
@@ -306,19 +323,9 @@ class CabinetFlow(CardPayments):
     # --- the cabinet ------------------------------------------------------------------
 
     async def _unlock(self, run: CabinetRun, action: cs.UnlockDoor) -> None:
-        sid = action.session_id
-        try:
-            record = await self.cabinet.unlock(sid, action.open_window_s, action.held_open_limit_s)
-            state = record.state
-        except CabinetDriverError as exc:
-            # The UNLOCK may have arrived: ask (voiding the id if it did not) before deciding.
-            log.warning("cabinet UNLOCK %s: %s", sid, exc)
-            verdict = await self._verdict(run)
-            state = {
-                SessionVerdict.WAITING: SessionState.UNLOCKED,
-                SessionVerdict.OPEN: SessionState.OPEN,
-                SessionVerdict.CLOSED: SessionState.CLOSED,
-            }.get(verdict, SessionState.VOIDED)
+        state = await self.link.unlock(
+            action.session_id, run.boot, action.open_window_s, action.held_open_limit_s
+        )
         if state not in (SessionState.UNLOCKED, SessionState.OPEN, SessionState.CLOSED):
             self._show("Cabinet did not open: card released")
             await self._feed(run, cs.UnlockRefused(state.name.lower()))
@@ -329,49 +336,12 @@ class CabinetFlow(CardPayments):
             await self._feed(run, cs.DoorOpened())
 
     async def _lock(self, run: CabinetRun) -> None:
-        try:
-            record = await self.cabinet.lock(run.session.session_id)
-        except CabinetDriverError as exc:
-            log.info("cabinet LOCK: %s (the door events decide)", exc)
-            return
-        if record.state in (SessionState.CANCELLED, SessionState.EXPIRED):
+        if await self.link.lock(run.session.session_id):
             await self._feed(run, cs.DoorRelocked())
 
-    async def _verdict(self, run: CabinetRun) -> SessionVerdict:
-        sid = run.session.session_id
-        return await _retrying(
-            "QUERY SESSION",
-            lambda: self.cabinet.verdict(sid, since_boot=run.boot),
-            SessionVerdict.UNKNOWN,
-        )
-
-    async def _report(self, run: CabinetRun) -> tuple[ShelfChange, ...]:
-        # No report: every shelf in doubt, so the operator's disagreement rule decides.
-        doubt = tuple(ShelfChange(s.shelf, None, None, fault=True) for s in self.settings.shelf)
-        sid = run.session.session_id
-        return await _retrying("SESSION REPORT", lambda: self.cabinet.session_report(sid), doubt)
-
-    async def _inventory(self) -> tuple[ShelfReading, ...]:
-        doubt = tuple(ShelfReading(s.shelf, None, None, fault=True) for s in self.settings.shelf)
-        return await _retrying("SHELF INVENTORY", self.cabinet.inventory, doubt)
-
-    async def _read_events(self) -> tuple[int, tuple[Event, ...]] | None:
-        ack = self._ack
-        boot = self.cabinet.boot
-        through = ack[1] if ack is not None and ack[0] == boot else 0
-        try:
-            answer = await self.cabinet.read_events(ack_through=through, boot=boot)
-        except CabinetDriverError as exc:
-            log.debug("cabinet READ EVENTS: %s", exc)
-            return None
-        fresh = tuple(
-            e for e in answer.events
-            if ack is None or ack[0] != answer.boot_count or e.seq > ack[1]
-        )  # fmt: skip
-        return answer.boot_count, fresh
-
     async def _poll(self, run: CabinetRun) -> None:
-        got = await self._read_events()
+        """Feed the session the board's events that concern it, each journaled first."""
+        got = await self.link.read_events()
         if got is None:
             return
         boot, events = got
@@ -393,19 +363,14 @@ class CabinetFlow(CardPayments):
                 case EventKind.TAMPER:
                     mapped = [cs.TamperDetected()]
                 case EventKind.POWER_UP if boot != run.boot:
-                    mapped = [cs.PowerLost(), cs.PowerRestored(await self._door_open())]
+                    mapped = [cs.PowerLost(), cs.PowerRestored(await self.link.door_open())]
             for event in mapped:
                 await self._feed(run, event, ack=(boot, ev.seq))
-            self._ack = (boot, ev.seq)
-
-    async def _door_open(self) -> bool:
-        try:
-            return (await self.cabinet.status()).door is not DoorState.CLOSED
-        except CabinetDriverError:
-            return True  # unknown: wait for the door events rather than count now
+            self.link.ack = (boot, ev.seq)
 
     async def _idle_poll(self) -> None:
-        got = await self._read_events()
+        """Between sessions: journal the board's events (a tamper is an alarm)."""
+        got = await self.link.read_events()
         if got is None:
             return
         boot, events = got
@@ -415,21 +380,11 @@ class CabinetFlow(CardPayments):
             if ev.kind is EventKind.TAMPER
         ]
         if events:
-            self._ack = (boot, events[-1].seq)
+            self.link.ack = (boot, events[-1].seq)
             meta = {clog.EVENT_ACK_KEY: f"{boot}:{events[-1].seq}"}
             await self._write(0, [], bodies, meta=meta)
         if any(ev.kind is EventKind.POWER_UP for ev in events):
-            await self._acknowledge_reset()
-
-    async def _acknowledge_reset(self) -> None:
-        """The cabinet refuses new sessions after a power-up until told every old one is
-        resolved -- which is true whenever no session is open here."""
-        try:
-            status = await self.cabinet.status()
-            if status.was_reset:
-                await self.cabinet.acknowledge_reset(status.boot_count)
-        except CabinetDriverError as exc:
-            log.warning("cabinet not answering: %s", exc)
+            await self.link.acknowledge_reset()
 
     # --- after a restart --------------------------------------------------------------
 
@@ -441,9 +396,9 @@ class CabinetFlow(CardPayments):
             await self._feed(run, cs.PaymentDenied())  # the reader's reset voided any approval
             return
         if phase is cs.Phase.RECOUNTING:
-            await self._feed(run, cs.InventoryRead(await self._inventory()))
+            await self._feed(run, cs.InventoryRead(await self.link.inventory()))
             return
-        verdict = await self._verdict(run)
+        verdict = await self.link.verdict(session.session_id, run.boot)
         if phase is cs.Phase.UNLOCKING:
             if verdict is SessionVerdict.NEVER_UNLOCKED:
                 await self._feed(run, cs.UnlockRefused("the cabinet never unlocked"))
@@ -454,7 +409,7 @@ class CabinetFlow(CardPayments):
                 await self._lock(run)  # nobody may open it on an approval that is void now
                 if session.finished:
                     return
-                verdict = await self._verdict(run)
+                verdict = await self.link.verdict(session.session_id, run.boot)
             if verdict is SessionVerdict.ENDED_UNOPENED:
                 await self._feed(run, cs.DoorRelocked())
                 return
@@ -462,22 +417,27 @@ class CabinetFlow(CardPayments):
                 await self._feed(run, cs.DoorOpened())
         await self._feed(run, cs.PowerLost())
         if verdict is SessionVerdict.CLOSED:
-            await self._feed(run, cs.SessionReported(await self._report(run)))
+            await self._feed(
+                run, cs.SessionReported(await self.link.report(run.session.session_id))
+            )
         elif verdict is SessionVerdict.OPEN:
             await self._feed(run, cs.PowerRestored(door_open=True))  # counted when it closes
         else:
             await self._feed(run, cs.PowerRestored(door_open=False))
 
-    @staticmethod
-    def _payment_at_restart(run: CabinetRun, steps: Sequence[Mapping[str, Any]]) -> None:
+    async def _payment_at_restart(
+        self, run: CabinetRun, steps: Sequence[Mapping[str, Any]]
+    ) -> None:
         settlement = run.session.settlement
         assert settlement is not None
         zero = Money(0, settlement.charge.currency)
         if steps:
+            # A reader step may have been taken: never try again, a person checks it.
             what = steps[-1].get("step", "payment")
             run.payment = (UNCERTAIN, zero, f"the controller restarted during the {what} step")
         elif settlement.charge:
             run.payment = (UNSETTLED, zero, "the card authorisation was lost at a restart")
+            await self._charge_on_return(run, settlement.charge)
         else:
             run.payment = (RELEASED, zero, "")
 
@@ -524,6 +484,7 @@ class CabinetFlow(CardPayments):
             "charge": settlement.charge.minor,
             "charged": charged.minor,
             "why": why,
+            "lines": clog.lines_json(settlement.lines),
         }
         receipt = outcome == CAPTURED and not cb.capped(settlement)
         await self._write(sid, [record], bodies, receipts=receipt)
@@ -534,6 +495,30 @@ class CabinetFlow(CardPayments):
             self._end_card(run.reader)
         self._show(_farewell(outcome, settlement.charge))
         log.info("cabinet session %s: %s, %s charged", sid, outcome, charged)
+
+    # --- stock ------------------------------------------------------------------------
+
+    def _prices(self) -> dict[str, int]:
+        return {c: s.selection.price.minor for c, s in self.machine.session.selections.items()}
+
+    def _stock_rows(self) -> list[SelectionStock]:
+        body = stock.stock_body(self._stock, {}, self.currency)
+        return [] if body is None else list(body.selections)
+
+    async def _report_stock(self, readings: tuple[ShelfReading, ...]) -> None:
+        """Tell the fleet the skus whose count changed since the last report (all of them
+        the first time), as the machines report their selections."""
+        prices = self._prices()
+        try:
+            planogram = self.settings.planogram(self.currency, prices, readings)
+        except CabinetError as exc:
+            log.warning("cabinet stock not reported: %s", exc)
+            return
+        now = stock.levels(self.settings, planogram, readings, skip=prices)
+        body = stock.stock_body(now, self._stock, self.currency)
+        if body is not None:
+            await self._write(0, [], [body])
+        self._stock.update(now)
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -574,17 +559,6 @@ class CabinetFlow(CardPayments):
             await journal.run(lambda: journal.enqueue_with(build, at))
             machine.receipts.confirm(issued)
         machine.wake_telemetry()
-
-
-async def _retrying(what: str, ask: Callable[[], Awaitable[_T]], fallback: _T) -> _T:
-    """Ask the cabinet up to RETRIES times; ``fallback`` when it never answers."""
-    for _ in range(RETRIES):
-        try:
-            return await ask()
-        except CabinetDriverError as exc:
-            log.warning("cabinet %s: %s", what, exc)
-            await asyncio.sleep(0.5)
-    return fallback
 
 
 def _stop_if_cancelled() -> None:

@@ -11,6 +11,7 @@ Example::
     power_loss_rule = "hold_for_review"
     open_window_s = 30                # the door must open within this, or it relocks
     held_open_limit_s = 60            # open longer: alarm, and held_open_rule applies
+    resume_window_s = 120             # after a restart: charge the same card if tapped again
 
     [[cabinet.shelf]]
     shelf = 0
@@ -20,6 +21,8 @@ Example::
     tolerance_g = 10                  # per unit; under half the unit weight
     price = 15000                     # or selection = "A1": the price of that selection
     rfid = false                      # true: tags on this shelf at unlock are this product
+    capacity = 12                     # optional: units the shelf holds (stock telemetry)
+    par = 8                           # optional: restock target
 
 A machine may have dispensing units, a cabinet, or both.
 """
@@ -53,6 +56,10 @@ class ShelfEntry(_Section):
     price: int | None = Field(default=None, gt=0, description="minor units; or `selection`")
     selection: str | None = Field(default=None, min_length=1, max_length=8)
     rfid: bool = False
+    capacity: int | None = Field(
+        default=None, ge=1, le=1000, description="units the shelf holds (stock telemetry)"
+    )
+    par: int | None = Field(default=None, ge=0, description="fill target for restocking")
 
     @model_validator(mode="after")
     def _priced_and_named(self) -> ShelfEntry:
@@ -65,6 +72,8 @@ class ShelfEntry(_Section):
                 f"shelf {self.shelf}: tolerance_g {self.tolerance_g} must be under half "
                 f"the unit weight {self.unit_weight_g} g"
             )
+        if self.par is not None and self.capacity is not None and self.par > self.capacity:
+            raise ValueError(f"shelf {self.shelf}: par {self.par} is above capacity")
         return self
 
     @property
@@ -86,6 +95,13 @@ class CabinetSection(_Section):
     min_confidence: int = Field(default=80, ge=0, le=100)
     noise_g: int = Field(default=5, ge=0)
     poll_interval: float = Field(default=0.2, gt=0, le=5)
+    resume_window_s: int = Field(
+        default=0,
+        ge=0,
+        le=3600,
+        description="after a restart lost the authorisation: seconds to wait for the same "
+        "card (Level-3 media id) to be tapped again and charged; 0 = review only",
+    )
     shelf: tuple[ShelfEntry, ...] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -4,14 +4,16 @@ Cabinet sessions live beside the vend journal, in the same SQLite file, in a tab
 their own (``cabinet_log``), so the vend journal's inputs and their replay stay as they
 are. A row is one JSON record of a session:
 
-``started``   session id, reader, the cabinet's boot count, the baseline inventory,
-              the planogram and policy in force (so a replay never depends on a config
-              that changed since) -- written before the VEND REQUEST;
+``started``   session id, reader (and the card's media id), the cabinet's boot count,
+              the baseline inventory, the planogram and policy in force (so a replay
+              never depends on a config that changed since) -- written before the
+              VEND REQUEST;
 ``event``     one :mod:`protocols.cabinet.session` event with the ``now`` it was fed
               with -- written before the actions it produced are carried out (the
               UNLOCK after ``PaymentApproved``, the capture after ``SessionReported``);
 ``payment``   a reader step about to be taken (capture, refund, recharge, release);
-``closed``    the session is over: what was charged, and how.
+``closed``    the session is over: what was charged, and how, with the items sold
+              (the DEX audit counts them, :mod:`controller.cabinet_audit`).
 
 Replaying a session's ``event`` rows into a new :class:`CabinetSession` built from its
 ``started`` row gives back the same session (the pure session is deterministic), so a
@@ -33,8 +35,10 @@ from protocols.cabinet import session as cs
 from protocols.cabinet.model import (
     CabinetPolicy,
     ChargeRule,
+    LineKind,
     Planogram,
     Product,
+    SaleLine,
     ShelfChange,
     ShelfReading,
 )
@@ -110,6 +114,15 @@ def change_of(d: Mapping[str, Any]) -> ShelfChange:
         int(d.get("confidence", 100)),
         bool(d.get("fault", False)),
     )
+
+
+def lines_json(lines: Sequence[SaleLine]) -> list[dict[str, Any]]:
+    """The items of a settlement (not its cap adjustment), for the ``closed`` row."""
+    return [
+        {"sku": ln.sku, "name": ln.name, "quantity": ln.quantity, "unit_price": ln.unit_price.minor}
+        for ln in lines
+        if ln.kind is LineKind.ITEM
+    ]
 
 
 def planogram_json(p: Planogram) -> dict[str, Any]:
@@ -237,6 +250,7 @@ class LoggedSession:
     events: list[tuple[cs.SessionEvent, float]] = field(default_factory=list)
     payment_steps: list[dict[str, Any]] = field(default_factory=list)
     closed: dict[str, Any] | None = None
+    media_id: int | None = None  # the card's payment media id (Level-3 BEGIN SESSION)
 
     def rebuild(self) -> cs.CabinetSession:
         """The pure session, replayed to where the log left it."""
@@ -257,10 +271,12 @@ def started_record(
     baseline: Sequence[ShelfReading],
     planogram: Planogram,
     policy: CabinetPolicy,
+    media_id: int | None = None,
 ) -> dict[str, Any]:
     return {
         "kind": "started",
         "reader": reader,
+        "media_id": media_id,
         "boot": boot,
         "baseline": [reading_json(r) for r in baseline],
         "planogram": planogram_json(planogram),
@@ -300,6 +316,7 @@ def load_sessions(db: sqlite3.Connection, *, open_only: bool = True) -> list[Log
                 tuple(reading_of(r) for r in record["baseline"]),
                 planogram_of(record["planogram"]),
                 policy_of(record["policy"]),
+                media_id=None if record.get("media_id") is None else int(record["media_id"]),
             )
             continue
         logged = found.get(sid)

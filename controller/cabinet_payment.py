@@ -59,10 +59,16 @@ class CabinetRun:
     door_alarm: bool = False  # a held-open alarm is raised and not cleared yet
     events: list[cs.SessionEvent] = field(default_factory=list)
     payment: tuple[str, Money, str] | None = None  # outcome, charged, why
+    media_id: int | None = None  # the card's payment media id, when the reader gives one
+    restarted: bool = False  # taken over from the log after a controller restart
 
 
 class CardPayments:
     """The reader half of :class:`controller.cabinet.CabinetFlow`."""
+
+    #: (media id) of the card a session restarted without its authorisation waits for.
+    awaiting: int | None = None
+    _returns: asyncio.Queue[int] | None = None
 
     if TYPE_CHECKING:
         machine: Machine
@@ -134,6 +140,8 @@ class CardPayments:
         zero = Money(0, amount.currency)
         if run.card_lost or reader is None:
             run.payment = (UNSETTLED, zero, "the card session ended before the charge")
+            if run.restarted:
+                await self._charge_on_return(run, amount)
             return
         if not release:
             await self._step(run, "capture", amount)
@@ -182,6 +190,58 @@ class CardPayments:
             await self._step(run, "release", run.session.authorised)
             self._reader_do(reader.vend_failure)
         run.payment = (RELEASED, zero, "")
+
+    # --- after a restart: the same card, tapped again ----------------------------------
+
+    def _returning(self, address: int, media_id: int | None) -> bool:
+        """A card session began: True if it is the card a restarted session waits for."""
+        queue = self._returns
+        if queue is None or media_id is None or media_id != self.awaiting:
+            return False
+        queue.put_nowait(address)
+        return True
+
+    async def _charge_on_return(self, run: CabinetRun, amount: Money) -> None:
+        """Charge ``amount`` on the session's own card, if it comes back in time.
+
+        Our restart reset the reader, which voided the authorisation. A Level-3 reader
+        names the card (payment media id) in BEGIN SESSION, so when that card is
+        presented again within ``resume_window_s`` -- or a reader that kept the session
+        announces it again after our reset -- a new VEND REQUEST for the amount due is
+        made on it. The step is logged before the request: a restart in the middle is
+        never charged again (it goes to review as uncertain).
+        """
+        window = self.settings.resume_window_s
+        if not window or run.media_id is None:
+            return
+        self._returns = asyncio.Queue()
+        self.awaiting = run.media_id
+        self._show(f"Tap the same card again to pay {amount}")
+        try:
+            address = await asyncio.wait_for(self._returns.get(), window)
+        except TimeoutError:
+            log.warning("cabinet session %s: the card did not come back", run.session.session_id)
+            return
+        finally:
+            self._returns = None
+            self.awaiting = None
+        reader = self._reader(address)
+        if reader is None:
+            return
+        run.reader, run.card_lost = address, False
+        await self._step(run, "recharge", amount)
+        self._drain()
+        zero = Money(0, amount.currency)
+        item = self.settings.item_number
+        if self._reader_do(lambda: reader.vend_request(amount, item)):
+            answer = await self._answer(AUTHORISE_TIMEOUT)
+            approved = isinstance(answer, card.VendApproved) and not answer.negative
+            if approved and self._reader_do(lambda: reader.vend_success(item)):
+                assert isinstance(answer, card.VendApproved)
+                charged = answer.amount if answer.amount is not None else amount
+                run.payment = (CAPTURED, min(charged, amount), "")
+                return
+        run.payment = (UNSETTLED, zero, f"the card tapped again was not charged {amount}")
 
     def _end_card(self, address: int) -> None:
         reader = self._reader(address)

@@ -27,6 +27,7 @@ the open service visit.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -124,6 +125,9 @@ class OutboxMapper:
         self.bills: Counter[int] = Counter()
         self.visit: _Visit | None = None
         self.device_alarms: dict[str, set[str]] = {}  # device -> fault codes raised
+        # Stock rows kept outside the vend session (a smart cabinet's shelves): a snapshot
+        # replaces the fleet's whole list, so it must carry them too.
+        self.extra_stock: Callable[[], list[SelectionStock]] | None = None
 
     # --- vend inputs ------------------------------------------------------------------
 
@@ -328,6 +332,8 @@ class OutboxMapper:
 
     def snapshot(self, session: VendSession) -> StockBody:
         rows = [_row(code, SelectionView.of(s)) for code, s in session.selections.items()]
+        if self.extra_stock is not None:
+            rows += self.extra_stock()
         return StockBody(kind=StockKind.SNAPSHOT, currency=session.currency, selections=rows)
 
     def _selection_changes(self, session: VendSession, before: Before) -> list[Body]:

@@ -18,18 +18,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from cli.main import app as cli_app
 from controller import cabinet_log as clog
 from controller.config import ConfigError, load_config
 from controller.machine import Machine
 from drivers.cabinet import open_cabinet
 from drivers.link.memory import register_memory_bus, unregister_memory_bus
 from drivers.sim.base import SimBus
-from drivers.sim.cabinet import SimCabinet, stocked_shelves
+from drivers.sim.cabinet import SimCabinet, SimItem, stocked_shelves
 from drivers.sim.cashless import SimCashlessReader
 from drivers.sim.presets import default_devices
 from protocols.cabinet import session as cs
 from protocols.cabinet.model import ShelfChange, ShelfReading
+from protocols.dex import parse_dex_bytes
+from protocols.dex.dexfile import DexFile, selection_from, value_first
+from protocols.dex.model import Tally
 from protocols.mdb.cashless import answers as a
 from protocols.money import Money
 
@@ -225,6 +230,7 @@ async def store(
     reader: SimCashlessReader | None = None,
     cabinet: SimCabinet | None = None,
     policy: str = "",
+    idle: bool = True,
 ) -> AsyncIterator[Store]:
     name = f"cab-{id(tmp_path)}"
     devices = default_devices()
@@ -238,7 +244,8 @@ async def store(
     try:
         await asyncio.wait_for(machine.ready.wait(), 20)
         s = Store(machine, sim_reader, sim_cabinet)
-        await s.until(lambda: s.phase() == "idle", "cabinet idle")
+        if idle:
+            await s.until(lambda: s.phase() == "idle", "cabinet idle")
         yield s
     finally:
         task.cancel()
@@ -265,6 +272,88 @@ async def test_negative_vend_gives_back_the_rest_of_the_pre_authorisation(tmp_pa
             ("WATER", 1),
         ]
         assert sale["product"] == "2 items"
+
+
+async def test_the_fleet_hears_the_shelves_at_start_and_after_each_session(
+    tmp_path: Path,
+) -> None:
+    async with store(tmp_path) as s:
+        await s.until(lambda: s.outbox("stock"), "stock at start-up")
+        (first,) = s.outbox("stock")
+        assert first["kind"] == "change"  # a snapshot would drop the vend selections
+        assert sorted((r["code"], r["count"], r["price"]) for r in first["selections"]) == [
+            ("COLA", 5, COLA),
+            ("WATER", 5, WATER),
+        ]
+        sid = await s.tap()
+        s.act("open_door")
+        s.act("take", shelf=0, count=2)
+        s.act("put_back", shelf=0)
+        s.act("close_door")
+        await s.settled(sid)
+        rows = await s.until(lambda: s.outbox("stock")[1:], "stock after the session")
+        (after,) = rows
+        assert [(r["code"], r["count"], r["delta"]) for r in after["selections"]] == [
+            ("COLA", 4, -1)
+        ]
+        # Staff restock between sessions: the next baseline reports it.
+        s.cab.shelves[1].items += [SimItem("WATER", 520), SimItem("WATER", 520)]
+        await s.tap()
+        restocked = s.outbox("stock")[-1]
+        assert [(r["code"], r["count"]) for r in restocked["selections"]] == [("WATER", 7)]
+        # A resync (or a new planogram) sends a snapshot, which replaces the fleet's whole
+        # list: it must carry the shelves as last reported.
+        snapshot = s.machine.outbox.snapshot(s.machine.session)
+        assert snapshot.kind == "snapshot"
+        assert sorted((r.code, r.count) for r in snapshot.selections) == [
+            ("COLA", 4),
+            ("WATER", 7),
+        ]
+
+
+def _dex(tmp_path: Path, *, reset: bool) -> DexFile:
+    """`vend machine dex` on the machine's journal (the machine is stopped)."""
+    args = ["machine", "dex", "-c", str(tmp_path / "machine.toml")] + (["--reset"] * reset)
+    result = CliRunner().invoke(cli_app, args)
+    assert result.exit_code == 0, result.output
+    return parse_dex_bytes(result.stdout.encode("utf-8"))
+
+
+def _paid(dex: DexFile) -> dict[str, tuple[int | None, ...]]:
+    """PA2 by selection: (count, value) cumulative then since the last reset."""
+    out: dict[str, tuple[int | None, ...]] = {}
+    for record in dex.product_records:
+        sel = selection_from(record)
+        p = sel.paid
+        out[sel.selection] = (p.count_init, p.value_init, p.count_reset, p.value_reset)
+    return out
+
+
+async def _buy(tmp_path: Path, cabinet: SimCabinet, takes: dict[int, int]) -> None:
+    async with store(tmp_path, cabinet=cabinet) as s:
+        sid = await s.tap()
+        s.act("open_door")
+        for shelf, count in takes.items():
+            s.act("take", shelf=shelf, count=count)
+        s.act("close_door")
+        assert (await s.settled(sid))["payment"] == "captured"
+
+
+async def test_cabinet_sales_are_dex_counters_per_sku_and_card_totals(tmp_path: Path) -> None:
+    cabinet = SimCabinet(stocked_shelves(2, 5))  # one board for both visits
+    await _buy(tmp_path, cabinet, {0: 1, 1: 2})
+    first = _dex(tmp_path, reset=True)
+    assert _paid(first) == {"COLA": (1, COLA, 1, COLA), "WATER": (2, 2 * WATER, 2, 2 * WATER)}
+    total = COLA + 2 * WATER
+    assert value_first(first.first("VA1") or ()) == Tally(total, 3, total, 3)
+    assert value_first(first.first("DA2") or ()) == Tally(total, 3, total, 3)
+    assert first.crc == "ok"
+
+    await _buy(tmp_path, cabinet, {0: 1})
+    second = _dex(tmp_path, reset=False)
+    # Cumulative counts everything; interim only what was sold since the read with reset.
+    assert _paid(second) == {"COLA": (2, 2 * COLA, 1, COLA), "WATER": (2, 2 * WATER, 0, 0)}
+    assert value_first(second.first("DA2") or ()) == Tally(total + COLA, 4, COLA, 1)
 
 
 async def test_a_multivend_reader_without_negative_vend_is_charged_anew(tmp_path: Path) -> None:
@@ -379,6 +468,82 @@ async def test_a_restarted_controller_finishes_the_open_session_once(tmp_path: P
         assert len(again.outbox("sale")) == 1
         # And the cabinet serves the next customer.
         assert await again.tap() != sid
+
+
+async def _interrupted(tmp_path: Path, cabinet: SimCabinet, reader: SimCashlessReader) -> int:
+    """A customer takes a can; the controller dies with the door open; the door closes."""
+    async with store(tmp_path, reader=reader, cabinet=cabinet, policy=RESUME) as s:
+        sid = await s.tap()
+        s.act("open_door")
+        await s.until(lambda: s.phase() == "open", "door open")
+        s.act("take", shelf=0)
+    cabinet.control("close_door", {}, asyncio.get_running_loop().time())
+    return sid
+
+
+RESUME = "resume_window_s = 20"
+
+
+async def _tap_again(s: Store) -> None:
+    assert s.machine.cabinet is not None
+    cabinet = s.machine.cabinet
+    await s.until(lambda: cabinet.view()["awaiting_card"], "waiting for the card")
+    await s.until(lambda: s.reader.state.value == "enabled", "reader enabled")
+    s.reader.control("present_card", {"funds": 500000}, time.monotonic())
+
+
+async def test_after_a_restart_the_same_card_tapped_again_pays_for_the_items(
+    tmp_path: Path,
+) -> None:
+    cabinet = SimCabinet(stocked_shelves(2, 5))
+    reader = SimCashlessReader(address=0x10)
+    sid = await _interrupted(tmp_path, cabinet, reader)
+    async with store(tmp_path, reader=reader, cabinet=cabinet, policy=RESUME, idle=False) as again:
+        await _tap_again(again)
+        last = await again.settled(sid)
+        assert (last["payment"], last["charged"]) == ("captured", COLA)
+        assert again.net == COLA
+        (sale,) = again.outbox("sale")
+        assert (sale["settled"], sale["price"]) == (True, COLA)
+        assert not [r for r in again.outbox("review") if r["rule"] == "payment"]
+    # Restarted once more: the session is closed, nothing is charged again.
+    async with store(tmp_path, reader=reader, cabinet=cabinet, policy=RESUME) as third:
+        assert third.net == COLA
+        assert len(third.outbox("sale")) == 1
+
+
+async def test_a_restart_during_the_new_charge_is_never_charged_twice(tmp_path: Path) -> None:
+    cabinet = SimCabinet(stocked_shelves(2, 5))
+    reader = SimCashlessReader(address=0x10)
+    sid = await _interrupted(tmp_path, cabinet, reader)
+    async with store(tmp_path, reader=reader, cabinet=cabinet, policy=RESUME, idle=False) as again:
+        reader.control("set_policy", {"policy": "timeout"}, 0.0)
+        await _tap_again(again)
+        await again.until(lambda: reader.status()["state"] == "vend", "VEND REQUEST sent")
+    # The controller died waiting for the approval; the reader's reset voids the request.
+    reader.control("set_policy", {"policy": "approve"}, 0.0)
+    async with store(tmp_path, reader=reader, cabinet=cabinet, policy=RESUME) as third:
+        last = await third.until(lambda: third.machine.cabinet and third.machine.cabinet.last,
+                                 "settled")  # fmt: skip
+        assert last["session_id"] == sid
+        assert last["payment"] == "uncertain"
+        assert third.machine.cabinet is not None
+        assert not third.machine.cabinet.view()["awaiting_card"]
+        assert third.net == 0
+        (review,) = [r for r in third.outbox("review") if r["rule"] == "payment"]
+        assert (review["outcome"], review["due"]) == ("uncertain", COLA)
+        assert "recharge" in review["reasons"][0]
+
+
+async def test_without_the_card_back_in_time_the_sale_stays_unsettled(tmp_path: Path) -> None:
+    cabinet = SimCabinet(stocked_shelves(2, 5))
+    reader = SimCashlessReader(address=0x10)
+    sid = await _interrupted(tmp_path, cabinet, reader)
+    async with store(tmp_path, reader=reader, cabinet=cabinet, policy="resume_window_s = 1") as s:
+        last = await s.settled(sid)
+        assert last["payment"] == "unsettled"
+        assert s.net == 0
+        assert any(r["outcome"] == "unsettled" for r in s.outbox("review"))
 
 
 async def test_a_door_not_opened_in_time_relocks_and_releases_the_hold(tmp_path: Path) -> None:

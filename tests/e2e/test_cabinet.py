@@ -146,3 +146,47 @@ def test_controller_killed_with_the_door_open_settles_once_under_the_power_loss_
         # And the cabinet works again for the next customer.
         rig.tap_card()
         assert rig.wait_phase("unlocked")["session_id"] != session_id
+
+
+def test_after_a_controller_restart_the_same_card_tapped_again_pays_once(
+    tmp_path: Path,
+) -> None:
+    with cabinet_rig(tmp_path, policy={"resume_window_s": 60}) as rig:
+        rig.tap_card()
+        session_id = rig.wait_phase("unlocked")["session_id"]
+        rig.act("open_door")
+        rig.wait_phase("open")
+        rig.act("take", shelf=1)
+        rig.kill_machine()  # the controller dies with the door open
+
+        rig.start_machine()
+        rig.wait_devices_ready()
+        rig.wait_phase("power_lost")
+        rig.act("close_door")
+        # The reader's reset voided the authorisation: the display asks for the card.
+        rig.wait_for(lambda: rig.cabinet_view()["awaiting_card"], 30, "asking for the card")
+        assert rig.net_charged() == 0
+        rig.tap_card()
+        last = rig.wait_settled(session_id)
+
+        assert (last["payment"], last["charged"]) == ("captured", PRICES["WATER"])
+        rig.wait_for(lambda: rig.reader()["state"] == "enabled", 15, "card session over")
+        assert rig.net_charged() == PRICES["WATER"]
+        (sale,) = rig.outbox("sale")
+        assert (sale["settled"], sale["price"]) == (True, PRICES["WATER"])
+        assert sale["receipt"]["total"] == PRICES["WATER"]
+        assert not [r for r in rig.outbox("review") if r["rule"] == "payment"]
+
+        # A second restart finds the session closed: nothing is charged again.
+        reports = len(rig.outbox("stock"))
+        rig.stop_machine()
+        rig.start_machine()
+        rig.wait_devices_ready()
+        rig.wait_phase("idle")
+        # The shelves are reported at every start: the water bottle is gone.
+        stock = rig.wait_for(lambda: rig.outbox("stock")[reports:], 20, "stock at start-up")
+        water = next(r for r in stock[0]["selections"] if r["code"] == "WATER")
+        assert water["count"] == rig.act("status")["shelves"][1]["items"] == 4
+        assert len(rig.outbox("sale")) == 1
+        assert rig.net_charged() == PRICES["WATER"]
+        assert rig.check()["exit_code"] == 0
