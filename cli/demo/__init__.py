@@ -70,10 +70,16 @@ def demo(
         bool, typer.Option("--json", help="Print one JSON summary at the end.")
     ] = False,
     faults: Annotated[
-        bool, typer.Option(help="Inject a jam, a broker outage and a power cut.")
+        bool,
+        typer.Option(
+            help="Inject a jam, a broker outage, a power cut and a cabinet door held open."
+        ),
     ] = True,
     store: Annotated[
-        bool, typer.Option(help="Add a store: a kiosk selling baskets from two towers.")
+        bool,
+        typer.Option(
+            help="Add a store: a kiosk selling baskets from two towers, and a smart cabinet."
+        ),
     ] = True,
 ) -> None:
     """Run a small simulated fleet end to end: machines sell, go offline and come back,
@@ -135,5 +141,13 @@ def show(console: Console, summary: DemoSummary) -> None:
             "yes" if fault["cleared"] else "[red]no[/red]",
         )  # fmt: skip
     console.print(faults)
+    if cab := d.get("cabinet"):
+        sold, reviews = cab["sales"], cab["reviews"]
+        console.print(
+            f"smart cabinet {cab['machine']} ({cab['location']}): {sold['count']} sales, "
+            f"{sold['items']} items, {money(sold['value'])}; "
+            f"{sold['receipts_listing_every_item']} e-receipts listing every item; "
+            f"{len(reviews)} session(s) for review: vend fleet reviews --db {d['data']['db']}"
+        )
     console.print(f"data: {d['data']['folder']}  (fleet database {d['data']['db']})")
     console.print(f"try:  vend fleet status --db {d['data']['db']}")

@@ -34,7 +34,9 @@ from fleet.audit.inputs import (
 from fleet.audit.periods import date_period
 from fleet.audit.receipts import QueueReceiptSource
 from fleet.audit.records import ReconcileConfig
+from fleet.audit.report import Rollup
 from fleet.audit.source import reconcile_from_store
+from fleet.locations import machine_locations
 from fleet.planning.masterdata import import_master_data
 from fleet.planning.plan import PlanSettings, plan_day
 from fleet.planning.plan_report import plan_document
@@ -73,14 +75,14 @@ def master_data_toml(machines: list[DemoMachine], sites: dict[str, tuple[float, 
             "[[vans]]", f'id = "van-{n}"', 'depot = "kho-q4"', "capacity = 400",
             'shift_start = "07:00"', 'shift_end = "17:00"', "cost_per_km = 3000", "",
         ]  # fmt: skip
-    if any(m.is_kiosk for m in machines):
+    if any(m.in_store for m in machines):
         lines += [
             "[[locations]]", f"id = {_toml(STORE_ID)}", 'name = "vendfleet Store Quận 1"',
             'kind = "store"', 'address = "35 Nguyễn Huệ, Quận 1"', 'route_id = "q1"', "",
         ]  # fmt: skip
     for m in machines:
         lat, lon = sites[m.machine_id]
-        location = STORE_ID if m.is_kiosk else f"loc-{m.machine_id}"
+        location = STORE_ID if m.in_store else f"loc-{m.machine_id}"
         lines += [
             "[[sites]]", f"machine_id = {_toml(m.machine_id)}", f"lat = {lat}", f"lon = {lon}",
             'access_start = "06:00"', 'access_end = "22:00"',
@@ -194,6 +196,25 @@ def reconcile_day(engine: Engine, day: date) -> dict[str, Any]:
         "discrepancies": dict(by_category),
         "amounts": dict(amounts),
         "unexplained": by_category.get("unexplained", 0),
+        "by_machine": {r.key: _rollup(r) for r in report.rollups["machine"]},
+        "by_location": {r.key: _rollup(r) for r in report.rollups["location"]},
+    }
+
+
+def _rollup(rollup: Rollup) -> dict[str, int]:
+    """One machine's or location's reconciliation totals: what was sold, settled by the
+    card processor, receipted and counted, and how many discrepancies remain."""
+    t = rollup.totals
+    return {
+        "intervals": rollup.rows,
+        "sales": t.telemetry_count,
+        "sales_value": t.telemetry_value,
+        "card_value": t.telemetry_cashless,
+        "settled_gross": t.settled_gross,
+        "receipts": t.receipts_count,
+        "receipts_value": t.receipts_value,
+        "cash_counted": t.cash_counted,
+        "discrepancies": t.discrepancies,
     }
 
 
@@ -201,6 +222,8 @@ def plan_tomorrow(engine: Engine, now: datetime) -> dict[str, Any]:
     tz = ZoneInfo(TZ_NAME)
     tomorrow = now.astimezone(tz).date() + timedelta(days=1)
     snap = load_snapshot(engine, now)
+    with engine.connect() as conn:
+        where = machine_locations(conn)  # a store's units roll up into one visit
     settings = PlanSettings(tz=tz, overrides=snap.overrides, time_limit_s=PLAN_TIME_LIMIT)
     result = plan_day(tomorrow, snap.fleet, now, settings)
     return plan_document(
@@ -209,4 +232,5 @@ def plan_tomorrow(engine: Engine, now: datetime) -> dict[str, Any]:
         timezone=TZ_NAME,
         routes=snap.routes,
         notes=snap.notes,
+        locations=where,
     )

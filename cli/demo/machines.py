@@ -89,10 +89,17 @@ class DemoMachine:
         self.controller: subprocess.Popen[str] | None = None
         self.boots = 0
 
+    is_cabinet = False  # a smart cabinet (cli.demo.cabinet.DemoCabinet)
+
     @property
     def is_kiosk(self) -> bool:
         """A store's kiosk: several units behind one payment front, customers buy baskets."""
         return len(self.units) > 1
+
+    @property
+    def in_store(self) -> bool:
+        """Part of the demo's store (its kiosk and its smart cabinet), not a street machine."""
+        return self.is_kiosk or self.is_cabinet
 
     @staticmethod
     def _board(unit: str) -> str:
@@ -130,6 +137,12 @@ class DemoMachine:
                 "sim-mdb.log",
             )
         )  # fmt: skip
+        self.start_hardware()
+        self.write_config()
+        self.start_controller()
+
+    def start_hardware(self) -> None:
+        """The simulated hardware behind the payment devices: one motor board per unit."""
         for unit in self.boards:
             board = self._board(unit)
             self._sims.append(
@@ -142,15 +155,13 @@ class DemoMachine:
                     f"sim-{board}.log",
                 )
             )  # fmt: skip
-        self.write_config()
-        self.start_controller()
 
     def write_config(self) -> None:
         lines = [
             "[machine]", f"id = {_toml(self.machine_id)}", 'currency = "VND"',
             'data_dir = "data"', "",
             "[mdb]", f"url = {_toml('qibixx://' + str(self.folder / 'mdb'))}", "",
-            *self._dispensers(),
+            *self.hardware_config(),
             "[policy]", "credit_timeout = 0", "",
         ]  # fmt: skip
         if self.telemetry is not None:
@@ -162,7 +173,7 @@ class DemoMachine:
             lines.append("[receipts]")
             lines += [f"{k} = {_toml(v)}" for k, v in self.receipts.items()]
             lines.append("")
-        for slot in self.slots:
+        for slot in self.selections():
             lines += [
                 "[[selection]]", f"code = {_toml(slot.code)}", f"product = {_toml(slot.product)}",
                 f"price = {slot.price}", f"capacity = {slot.capacity}", f"par = {slot.par}",
@@ -171,7 +182,13 @@ class DemoMachine:
             ]  # fmt: skip
         self.config.write_text("\n".join(lines), encoding="utf-8")
 
-    def _dispensers(self) -> list[str]:
+    def selections(self) -> list[Slot]:
+        """The slots machine.toml sells as selections (a cabinet has shelves instead)."""
+        return self.slots
+
+    def hardware_config(self) -> list[str]:
+        """machine.toml's sections for what the machine dispenses from."""
+
         def url(unit: str) -> str:
             return _toml(f"serial://{self.folder / self._board(unit)}?baudrate=19200")
 

@@ -17,7 +17,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -28,7 +28,9 @@ from rich.live import Live
 from sqlalchemy import Engine
 
 from cli.demo import faults as f
-from cli.demo.catalog import KIOSK_UNITS, kiosk_slots, machine_ids, machine_slots
+from cli.demo.cabinet import DemoCabinet
+from cli.demo.cabinet_report import cabinet_summary
+from cli.demo.cabinet_shoppers import CabinetShopper, CabinetStats, assess_held_open, door_held_open
 from cli.demo.dashboard import render
 from cli.demo.endofday import (
     TZ_NAME,
@@ -42,6 +44,7 @@ from cli.demo.endofday import (
     record_count,
 )
 from cli.demo.fleet_side import DemoBroker, DemoFleet
+from cli.demo.lineup import child_rng, lineup, telemetry_settings
 from cli.demo.machines import DemoMachine
 from cli.demo.shoppers import Shopper, ShopperStats
 from cli.demo.summary import DemoSummary, build_summary, wait_caught_up
@@ -50,10 +53,8 @@ from fleet.mqtt import BrokerAddress
 from fleet.store.db import make_engine
 
 MARKER = ".vendfleet-demo"
-KIOSK_ID = "kiosk-0001"
 CUSTOMERS_PER_HOUR = 12  # per machine, in simulated time
 MIN_GAP = 1.0  # seconds of wall time between two customers of one machine
-BACKLOG_ALARM = 5  # low, so the broker outage shows up as outbox_backlog alarms
 
 
 class DemoError(RuntimeError):
@@ -71,7 +72,7 @@ class DemoOptions:
     folder: Path = Path("vendfleet-demo")
     headless: bool = False
     faults: bool = True
-    store: bool = True  # a store: a kiosk selling baskets from two dispensing units
+    store: bool = True  # a store: a kiosk (baskets from two towers) and a smart cabinet
 
 
 @dataclass
@@ -86,6 +87,7 @@ class DemoRun:
     log: f.FaultLog = field(default_factory=f.FaultLog)
     stop_shopping: threading.Event = field(default_factory=threading.Event)
     ledger: CardLedger = field(default_factory=CardLedger)
+    cabinet_stats: CabinetStats = field(default_factory=CabinetStats)
     drawers: dict[str, CashDrawer] = field(default_factory=dict)
     end_early: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -111,25 +113,6 @@ def _install_signals(run: DemoRun) -> None:
         loop.add_signal_handler(signal.SIGHUP, main.cancel)
 
 
-def _child(rng: random.Random) -> random.Random:
-    """An independent, reproducible stream for one machine or one customer queue."""
-    return random.Random(rng.random())  # noqa: S311  (simulation, not secrets)
-
-
-def _receipts(index: int) -> dict[str, object]:
-    """Each machine its own cash-register e-invoice series under the operator's symbol."""
-    series = "ABCDEFGHJKLMNPQRSTUVWXYZ"
-    letters = series[index // len(series) % len(series)] + series[index % len(series)]
-    return {
-        "invoice_symbol": f"1C{datetime.now(UTC).year % 100:02d}M{letters}",
-        "seller_tax_code": "0312345678",
-        "seller_name": "Công ty TNHH vendfleet Demo",
-        "seller_address": "12 Lê Lợi, Quận 1, TP. Hồ Chí Minh",
-        "vat_rate": "10%",
-        "lookup_secret": "hex:" + "5a" * 16,
-    }
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -147,17 +130,6 @@ def prepare_folder(folder: Path) -> Path:
     folder.mkdir(parents=True)
     (folder / MARKER).write_text("created by vend demo; replaced by the next run\n")
     return folder
-
-
-def _telemetry(address: BrokerAddress, *, embedded: bool) -> dict[str, object]:
-    return {
-        "protocol": "3.1.1" if embedded else "5",
-        "broker": f"mqtt://{address.host}:{address.port}",
-        "password": "",
-        "backlog_alarm": BACKLOG_ALARM,
-        "max_backoff": 2.0,
-        "keepalive": 5,
-    }
 
 
 async def run_demo(
@@ -179,27 +151,13 @@ async def run_demo(
     rng = random.Random(options.seed)  # noqa: S311  (simulated customers, not secrets)
     engine = make_engine(db_url)
     fleet = DemoFleet(engine, DemoBroker(address, embedded=embedded), folder / "e-receipts")
-    for n, machine_id in enumerate(machine_ids(options.machines)):
-        run.machines.append(
-            DemoMachine(
-                folder / "machines" / machine_id,
-                machine_id,
-                machine_slots(n, _child(rng)),
-                _telemetry(address, embedded=embedded),
-                receipts=_receipts(n),
-            )
-        )
-    if options.store:
-        run.machines.append(
-            DemoMachine(
-                folder / "machines" / KIOSK_ID,
-                KIOSK_ID,
-                kiosk_slots(),
-                _telemetry(address, embedded=embedded),
-                receipts=_receipts(len(run.machines)),
-                units=KIOSK_UNITS,
-            )
-        )
+    run.machines = lineup(
+        folder / "machines",
+        machines=options.machines,
+        store=options.store,
+        telemetry=telemetry_settings(address, embedded=embedded),
+        rng=rng,
+    )
     try:
         say("migrating the fleet database and starting the broker and fleet service")
         await asyncio.to_thread(fleet.migrate, {m.machine_id: m.command_key for m in run.machines})
@@ -218,6 +176,9 @@ async def run_demo(
         await _collect(run, engine, "demo-close")
         await wait_caught_up(engine, run.machines, timeout=90)
         f.assess(engine, run.log.faults)
+        for fault in run.log.faults:
+            if fault.kind == "door_held_open":
+                assess_held_open(engine, fault)
         say("importing the card processor's settlement file and reconciling the day")
         await asyncio.to_thread(import_card_settlements, engine, run.ledger, folder)
         reconciliation = await asyncio.to_thread(reconcile_day, engine, _today())
@@ -225,6 +186,11 @@ async def run_demo(
         plan = await asyncio.to_thread(plan_tomorrow, engine, datetime.now(UTC))
         summary = await asyncio.to_thread(build_summary, engine, run, fleet.service.stats.report)
         summary.add_end_of_day(reconciliation, plan)
+        for machine in run.machines:
+            if isinstance(machine, DemoCabinet):
+                summary.data["cabinet"] = await asyncio.to_thread(
+                    cabinet_summary, engine, machine, run.cabinet_stats, reconciliation, plan
+                )
     finally:
         run.stop_shopping.set()
         for machine in run.machines:
@@ -240,13 +206,25 @@ async def _shop(
     opts = run.options
     mean_gap = max(MIN_GAP, 3600.0 / (CUSTOMERS_PER_HOUR * opts.speed))
     for machine in run.machines:
-        shopper = Shopper(
-            machine,
-            _child(rng),
-            mean_gap,
-            stop=run.stop_shopping,
-            stats=run.stats,
-            ledger=run.ledger,
+        shopper = (
+            CabinetShopper(
+                machine,
+                child_rng(rng),
+                mean_gap,
+                stop=run.stop_shopping,
+                stats=run.stats,
+                ledger=run.ledger,
+                cabinet_stats=run.cabinet_stats,
+            )
+            if isinstance(machine, DemoCabinet)
+            else Shopper(
+                machine,
+                child_rng(rng),
+                mean_gap,
+                stop=run.stop_shopping,
+                stats=run.stats,
+                ledger=run.ledger,
+            )
         )
         run.shoppers.append(shopper)
         shopper.start()
@@ -289,15 +267,36 @@ async def _shop(
 
 
 async def _fault_plan(run: DemoRun, fleet: DemoFleet, total: float) -> None:
-    """Jam at 20 %, broker outage at 35 %, jam serviced at 50 %, power cut at 65 %."""
-    machines, shoppers, log = run.machines, run.shoppers, run.log
+    """Jam at 20 %, broker outage at 35 %, jam serviced at 50 %, power cut at 65 %; and
+    alongside, the store's cabinet door held open at 45 %."""
+    log = run.log
     t0 = log.t0
 
     async def at(share: float) -> datetime:
         await asyncio.sleep(max(0.0, t0 + share * total - time.monotonic()))
         return datetime.now(UTC)
 
-    vending = [m for m in machines if not m.is_kiosk]  # the faults hit vending machines
+    try:
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(_street_faults(run, fleet, total, at))
+            for shopper in run.shoppers:
+                if isinstance(shopper, CabinetShopper):
+                    tg.create_task(_cabinet_fault(shopper, log, at))
+    except BaseExceptionGroup as group:
+        raise group.exceptions[0] from None  # the caller reports the first failure
+
+
+async def _cabinet_fault(
+    shopper: CabinetShopper, log: f.FaultLog, at: Callable[[float], Awaitable[datetime]]
+) -> None:
+    await door_held_open(shopper, log, await at(0.45))
+
+
+async def _street_faults(
+    run: DemoRun, fleet: DemoFleet, total: float, at: Callable[[float], Awaitable[datetime]]
+) -> None:
+    machines, shoppers, log = run.machines, run.shoppers, run.log
+    vending = [m for m in machines if not m.in_store]  # these faults hit street machines
     jammed = await f.jam(vending[0], shoppers[0], log, await at(0.20))
     if fleet.broker.embedded:
         await f.broker_outage(fleet, max(6.0, 0.08 * total), log, await at(0.35))

@@ -81,7 +81,7 @@ class Shopper(threading.Thread):
             self.idle.clear()
             try:
                 self.visit(self.rng.choices(METHODS, METHOD_WEIGHTS)[0])
-            except (DemoMachineError, OSError, ValueError, KeyError):
+            except (RuntimeError, OSError, ValueError, KeyError):  # DemoMachineError too
                 # A power cut or an outage mid-purchase: the machine settles the money
                 # (sale or refund) by itself; this customer just walks away.
                 self.stats.count("error")
@@ -161,15 +161,19 @@ class Shopper(threading.Thread):
     def _card(self, code: str) -> None:
         self._with_ledger(lambda: self._card_purchase(code))
 
-    def _with_ledger(self, purchase: Callable[[], None]) -> None:
+    def _with_ledger(self, purchase: Callable[[], object]) -> None:
         m = self.machine
         before = m.mdb.call("cashless1", "status")
         try:
             purchase()
         finally:
-            # The processor's record: what the reader charged net of what it gave back.
+            # The processor's record: what the reader charged net of what it gave back
+            # (refunded: a failed vend; credited: a negative vend, as a cabinet's capture).
             after = m.mdb.call("cashless1", "status")
-            net = (after["charged"] - before["charged"]) - (after["refunded"] - before["refunded"])
+            net = sum(
+                sign * (after[k] - before[k])
+                for k, sign in (("charged", 1), ("refunded", -1), ("credited", -1))
+            )
             if net:
                 self.ledger.add(datetime.now(UTC), m.machine_id, int(net))
 

@@ -93,6 +93,10 @@ class DemoSummary:
                 {"van": r["van_id"], "stops": [s["machine_id"] for s in r["stops"]]}
                 for r in plan["routes"]
             ],
+            "stores": [
+                {k: store[k] for k in ("location_id", "machines", "dropped", "units", "picks")}
+                for store in plan["stores"]
+            ],
         }
         self.data["ok"] = bool(self.data.get("ok")) and reconciliation["unexplained"] == 0
 
@@ -113,13 +117,16 @@ def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSum
             unexpected[m.machine_id] = sorted(got - published)[:20]
     with engine.connect() as conn:
         by_method: dict[str, dict[str, int]] = {}
-        baskets = {"sales": 0, "items": 0, "value": 0}
-        for row in conn.execute(select(sales.c.method, sales.c.price, sales.c.cash, sales.c.lines)):
+        baskets = {"sales": 0, "items": 0, "value": 0}  # the kiosk's (a cabinet's: its own)
+        cabinets = {m.machine_id for m in run.machines if m.is_cabinet}
+        for row in conn.execute(
+            select(sales.c.machine_id, sales.c.method, sales.c.price, sales.c.cash, sales.c.lines)
+        ):
             entry = by_method.setdefault(tender(row.method, row.cash), {"count": 0, "value": 0})
             entry["count"] += 1
             entry["value"] += int(row.price)
             lines = json.loads(row.lines) if row.lines else []
-            if lines:
+            if lines and row.machine_id not in cabinets:
                 baskets["sales"] += 1
                 baskets["items"] += sum(int(line["quantity"]) for line in lines)
                 baskets["value"] += int(row.price)
@@ -173,6 +180,7 @@ def build_summary(engine: Engine, run: DemoRun, report: IngestReport) -> DemoSum
             "raised": dict(raised),
             "cleared": dict(cleared),
             "open": sum(1 for r in alarm_rows if r.cleared_at is None),
+            "open_by_code": dict(Counter(r.code for r in alarm_rows if r.cleared_at is None)),
         },
         "faults": faults,
         "timeline": run.log.timeline,

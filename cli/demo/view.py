@@ -68,6 +68,9 @@ def _summary(kind: str, raw: str) -> str:
         return f"{body.get('kind')} {body.get('amount')}"
     if kind == "cash":
         return f"{body.get('kind')} {body.get('amount')}"
+    if kind == "review":  # a cabinet session queued for a person
+        reasons = "; ".join(str(r) for r in body.get("reasons") or [])
+        return f"{body.get('outcome')} due {body.get('due')}: {reasons}"
     if kind == "stock":
         return str(body.get("kind", ""))
     return ""
@@ -97,7 +100,7 @@ def read_view(engine: Engine, now: datetime, recent: int = 8) -> FleetView:
         }
         open_alarms = conn.execute(
             select(alarms.c.machine_id, alarms.c.code, alarms.c.device, alarms.c.selection,
-                   alarms.c.raised_at)
+                   alarms.c.raised_at, alarms.c.detail)
             .where(alarms.c.cleared_at.is_(None))
             .order_by(alarms.c.raised_at)
         ).all()  # fmt: skip
@@ -141,7 +144,12 @@ def read_view(engine: Engine, now: datetime, recent: int = 8) -> FleetView:
         revenue_total=sum(r.revenue for r in rows),
         events_total=int(total_events),
         alarms=[
-            AlarmRow(a.machine_id, a.code, a.selection or a.device or "", a.raised_at)
+            AlarmRow(
+                a.machine_id,
+                _alarm_name(a.code, a.detail),
+                a.selection or a.device or "",
+                a.raised_at,
+            )
             for a in open_alarms
         ],
         recent=[
@@ -155,6 +163,14 @@ def read_view(engine: Engine, now: datetime, recent: int = 8) -> FleetView:
             for e in tail
         ],
     )
+
+
+def _alarm_name(code: str, detail: str | None) -> str:
+    """``other`` says little: a cabinet puts its own kind first in the detail
+    (``cabinet planogram: session 7: ...`` -> ``cabinet planogram``)."""
+    if code == "other" and detail and detail.startswith("cabinet "):
+        return detail.split(":", 1)[0]
+    return code
 
 
 def _kind(schema: str) -> str:
