@@ -227,20 +227,21 @@ def test_the_store_cabinet_sold_with_receipts_settled_and_reconciled(demo_run: D
 @pytest.mark.timeout(300)
 def test_the_dashboard_shows_machines_and_sales_in_a_terminal(tmp_path: Path) -> None:
     session = f"vend-demo-{uuid.uuid4().hex[:8]}"
+    tmux = ["tmux", "-S", str(tmp_path / "tmux.sock")]  # its own server: nobody else's
     command = " ".join(
         [*VEND, "demo", "--machines", "2", "--minutes", "1.5", "--speed", "120",
          "--seed", "3", "--no-faults", "--dir", str(tmp_path / "d")]
     )  # fmt: skip
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "140", "-y", "50", "-c", str(ROOT),
-         f"{command}; sleep 60"],
+        [*tmux, "new-session", "-d", "-s", session, "-x", "140", "-y", "50", "-c", str(ROOT),
+         f"{command}; sleep 600"],
         check=True, env={k: v for k, v in os.environ.items() if k != "NO_COLOR"},
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         screen = ""
         while time.monotonic() < deadline:
-            screen = _capture(session)
+            screen = _capture(tmux, session)
             rows = [line for line in screen.splitlines() if "vm-0001" in line or "vm-0002" in line]
             cabinet = any("cabinet-0001" in line for line in screen.splitlines())
             if "Machines" in screen and len(rows) >= 2 and cabinet and _sold(screen) > 0:
@@ -250,19 +251,19 @@ def test_the_dashboard_shows_machines_and_sales_in_a_terminal(tmp_path: Path) ->
             pytest.fail(f"dashboard never showed the machines and the cabinet:\n{screen}")
         assert "online" in screen
         # Ctrl-C ends the day early, and the end-of-day summary still comes.
-        subprocess.run(["tmux", "send-keys", "-t", session, "C-c"], check=True)
+        subprocess.run([*tmux, "send-keys", "-t", session, "C-c"], check=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and "Sales by payment method" not in screen:
             time.sleep(2)
-            screen = _capture(session)
+            screen = _capture(tmux, session)
         assert "Sales by payment method" in screen, screen
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", session], check=False)
+        subprocess.run([*tmux, "kill-server"], check=False)
 
 
-def _capture(session: str) -> str:
+def _capture(tmux: list[str], session: str) -> str:
     return subprocess.run(
-        ["tmux", "capture-pane", "-p", "-t", session],
+        [*tmux, "capture-pane", "-p", "-t", session],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
 
