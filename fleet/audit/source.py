@@ -301,7 +301,7 @@ def iter_activities(
         yield finish(batch)
 
 
-BATCH_SALES = 200_000
+BATCH_SALES = 100_000
 BATCH_MACHINES = 500
 # The plain DateTime (not the model's time-zone-checking decorator): _sale sets UTC itself,
 # and the decorator's per-row conversion was a tenth of the reconciliation's time.
