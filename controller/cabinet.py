@@ -31,7 +31,13 @@ queue as an unsettled sale. Nothing is charged twice; nothing is charged that wa
 taken.
 
 Stock: the shelves are reported as ``stock`` rows per sku at start-up, before and after
-each session (:mod:`controller.cabinet_stock`)."""
+each session (:mod:`controller.cabinet_stock`).
+
+Planogram notices: an item put back on another product's shelf raises a ``planogram``
+alarm and is kept as a stray (:mod:`protocols.cabinet.strays`, in the journal's meta with
+the alarm). Every inventory read (start-up, before and after each session, and between
+sessions when the board reports anything, e.g. staff opening the door) is checked
+against the strays: one found gone clears its alarm, so the fleet closes it."""
 
 from __future__ import annotations
 
@@ -61,6 +67,7 @@ from controller.panel import PanelError
 from controller.receipts import Issued
 from drivers.cabinet import Cabinet, CabinetDriverError, SessionVerdict
 from protocols.cabinet import session as cs
+from protocols.cabinet import strays as stray
 from protocols.cabinet.errors import CabinetError
 from protocols.cabinet.messages import EventKind, SessionState
 from protocols.cabinet.model import (
@@ -69,6 +76,7 @@ from protocols.cabinet.model import (
     SettlementOutcome,
     ShelfReading,
 )
+from protocols.cabinet.strays import StrayBook
 from protocols.mdb.cashless import events as card
 from protocols.mdb.errors import MdbError
 from protocols.mdb.events import DeviceOffline, DeviceReset, MdbEvent
@@ -98,6 +106,7 @@ class CabinetFlow(CardPayments):
         self.armed = False  # cabinet_open pressed: the next card tap opens the cabinet
         self.last: dict[str, Any] | None = None
         self._stock: dict[str, stock.SkuLevel] = {}  # as last reported to the fleet
+        self.strays = StrayBook()  # items on a wrong shelf: the open planogram notices
         machine.outbox.extra_stock = self._stock_rows  # resyncs and planograms carry them
         self._starts: asyncio.Queue[tuple[int, int | None]] = asyncio.Queue()  # reader, media
         self._answers: asyncio.Queue[MdbEvent] = asyncio.Queue()
@@ -167,6 +176,7 @@ class CabinetFlow(CardPayments):
             "armed": self.armed,
             "awaiting_card": self.awaiting is not None,
             "last": self.last,
+            "strays": [_stray_json(x) for x in self.strays.strays],
         }
 
     # --- the task ---------------------------------------------------------------------
@@ -198,6 +208,8 @@ class CabinetFlow(CardPayments):
         if raw:
             boot, _, seq = raw.partition(":")
             self.link.ack = (int(boot), int(seq))
+        strays = await journal.run(lambda: journal.get_meta(clog.STRAYS_KEY))
+        self.strays = clog.strays_of(strays)
         sessions = await journal.run(lambda: clog.load_sessions(journal.db))
         for logged in sessions:
             session = logged.rebuild()
@@ -235,7 +247,8 @@ class CabinetFlow(CardPayments):
             self._end_card(reader)
             return
         await self._report_stock(baseline)  # a restock since the last session shows here
-        planogram = self.settings.planogram(self.currency, self._prices(), baseline)
+        known = {tag: x.sku for x in self.strays.strays for tag in x.tags}
+        planogram = self.settings.planogram(self.currency, self._prices(), baseline, known)
         policy = self.settings.policy(self.currency)
         sid = await self._next_id()
         session = cs.CabinetSession(sid, planogram, policy, baseline=baseline)
@@ -279,18 +292,30 @@ class CabinetFlow(CardPayments):
             return  # nothing changed: not worth a row
         run.events.append(event)
         bodies: list[Body] = []
+        planogram_alarm = False
         for action in actions:
             if isinstance(action, cs.RaiseAlarm):
-                bodies.append(cb.alarm_body(action.alarm))
-                run.door_alarm |= action.alarm.kind is AlarmKind.DOOR_HELD_OPEN
+                alarm = action.alarm
+                misplaced = alarm.kind is AlarmKind.PLANOGRAM
+                planogram_alarm |= misplaced
+                code = self.settings.shelf_code(alarm.shelf) if misplaced else None
+                bodies.append(cb.alarm_body(alarm, code))
+                run.door_alarm |= alarm.kind is AlarmKind.DOOR_HELD_OPEN
         if isinstance(event, cs.DoorClosed) and run.door_alarm:
             run.door_alarm = False
             bodies.append(cb.door_closed_body(session.session_id))
         if any(isinstance(a, cs.QueueReview) for a in actions):
             changes = cb.last_changes(session, run.events)
             bodies += cb.review_bodies(session, run.reader, changes)
-        meta = {clog.EVENT_ACK_KEY: f"{ack[0]}:{ack[1]}"} if ack else None
+        meta = {clog.EVENT_ACK_KEY: f"{ack[0]}:{ack[1]}"} if ack else {}
+        strays = self.strays
+        if planogram_alarm and session.settlement is not None:
+            changes = cb.last_changes(session, run.events)
+            left = stray.strays_of(session.settlement, changes, session.planogram)
+            strays = strays.placed(left, session.baseline)
+            meta[clog.STRAYS_KEY] = clog.strays_json(strays)
         await self._write(session.session_id, [clog.event_record(event, now)], bodies, meta=meta)
+        self.strays = strays
         if ack:
             self.link.ack = ack
         await self._act(run, actions)
@@ -385,6 +410,14 @@ class CabinetFlow(CardPayments):
             await self._write(0, [], bodies, meta=meta)
         if any(ev.kind is EventKind.POWER_UP for ev in events):
             await self.link.acknowledge_reset()
+        if events and self.strays.strays:
+            # Staff may have tidied the shelves (the door opened and closed): look.
+            try:
+                readings = await self.link.inventory()
+            except CabinetDriverError as exc:
+                log.warning("cabinet shelves not read: %s", exc)
+                return
+            await self._report_stock(readings)
 
     # --- after a restart --------------------------------------------------------------
 
@@ -507,18 +540,30 @@ class CabinetFlow(CardPayments):
 
     async def _report_stock(self, readings: tuple[ShelfReading, ...]) -> None:
         """Tell the fleet the skus whose count changed since the last report (all of them
-        the first time), as the machines report their selections."""
+        the first time), as the machines report their selections; and clear the
+        planogram notices of the strays this inventory shows gone."""
         prices = self._prices()
         try:
             planogram = self.settings.planogram(self.currency, prices, readings)
         except CabinetError as exc:
             log.warning("cabinet stock not reported: %s", exc)
             return
-        now = stock.levels(self.settings, planogram, readings, skip=prices)
+        strays, gone = self.strays.observe(readings, planogram)
+        now = stock.levels(self.settings, planogram, readings, skip=prices, strays=strays.strays)
+        bodies: list[Body] = [
+            cb.planogram_cleared_body(x, self.settings.shelf_code(x.shelf)) for x in gone
+        ]
         body = stock.stock_body(now, self._stock, self.currency)
         if body is not None:
-            await self._write(0, [], [body])
+            bodies.append(body)
+        meta = {clog.STRAYS_KEY: clog.strays_json(strays)} if strays != self.strays else None
+        if bodies or meta:
+            await self._write(0, [], bodies, meta=meta)
+        self.strays = strays
         self._stock.update(now)
+        for x in gone:
+            log.info("cabinet: %s is off shelf %s again (session %s)", x.sku, x.shelf,
+                     x.session_id)  # fmt: skip
 
     # --- plumbing ---------------------------------------------------------------------
 
@@ -567,6 +612,10 @@ def _stop_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+def _stray_json(x: stray.Stray) -> dict[str, Any]:
+    return {"session_id": x.session_id, "shelf": x.shelf, "sku": x.sku, "quantity": x.quantity}
 
 
 def _farewell(outcome: str, charge: Money) -> str:

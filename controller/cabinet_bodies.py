@@ -4,7 +4,10 @@ Pure functions from :mod:`protocols.cabinet` values to telemetry bodies:
 
 * every :class:`~protocols.cabinet.model.Alarm` -> ``alarm`` (device ``cabinet``; a door
   held open is ``door_open``, cleared when the door closes; the rest are ``other`` with
-  the cabinet's alarm kind at the front of the detail);
+  the cabinet's alarm kind at the front of the detail). A ``planogram`` notice carries
+  the shelf's code as its selection, so its clear (the stray gone,
+  :func:`planogram_cleared_body`) closes it and no other cabinet alarm at the fleet,
+  which pairs raise and clear by (code, device, selection);
 * every :class:`~protocols.cabinet.model.ReviewRecord`, and every payment that did not
   end as settled (card lost at a restart, refund or new charge refused, a capture cut
   short) -> ``review`` for the fleet's human review queue;
@@ -27,6 +30,7 @@ from protocols.cabinet.model import (
     diff,
 )
 from protocols.cabinet.session import CabinetSession, InventoryRead, SessionReported
+from protocols.cabinet.strays import Stray
 from protocols.money import Money
 from protocols.telemetry import (
     AlarmBody,
@@ -44,7 +48,7 @@ DEVICE = "cabinet"
 _CRITICAL = frozenset({AlarmKind.TAMPER, AlarmKind.POWER_LOST})
 
 
-def alarm_body(alarm: Alarm) -> AlarmBody:
+def alarm_body(alarm: Alarm, selection: str | None = None) -> AlarmBody:
     if alarm.kind is AlarmKind.DOOR_HELD_OPEN:
         return AlarmBody(
             code=AlarmCode.DOOR_OPEN,
@@ -60,6 +64,20 @@ def alarm_body(alarm: Alarm) -> AlarmBody:
         severity=Severity.CRITICAL if alarm.kind in _CRITICAL else Severity.WARNING,
         device=DEVICE,
         detail=f"cabinet {alarm.kind.value}: session {alarm.session_id}: {alarm.detail}{where}",
+        selection=selection,
+    )
+
+
+def planogram_cleared_body(stray: Stray, selection: str | None) -> AlarmBody:
+    """The end of a planogram notice: the item put on the wrong shelf is gone from it."""
+    return AlarmBody(
+        code=AlarmCode.OTHER,
+        state=AlarmState.CLEARED,
+        severity=Severity.INFO,
+        device=DEVICE,
+        detail=f"cabinet {AlarmKind.PLANOGRAM.value}: session {stray.session_id}: "
+        f"{stray.sku} no longer on shelf {stray.shelf}",
+        selection=selection,
     )
 
 

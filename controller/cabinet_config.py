@@ -29,6 +29,7 @@ A machine may have dispensing units, a cabinet, or both.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -134,9 +135,11 @@ class CabinetSection(_Section):
         currency: str,
         prices: dict[str, int],
         baseline: tuple[ShelfReading, ...] | None = None,
+        known: Mapping[str, str] | None = None,
     ) -> Planogram:
         """Products by shelf; ``prices`` by selection code; RFID shelves adopt the tags
-        the ``baseline`` inventory found on them."""
+        the ``baseline`` inventory found on them, except the ``known`` ones (tag -> sku:
+        an item left on another product's shelf is still its own product)."""
         shelves: dict[int, Product] = {}
         for s in self.shelf:
             price = s.price if s.price is not None else prices.get(s.selection or "")
@@ -150,4 +153,10 @@ class CabinetSection(_Section):
         for reading in baseline or ():
             if reading.shelf in rfid and reading.tags:
                 tags.update(dict.fromkeys(reading.tags, shelves[reading.shelf].sku))
+        skus = {p.sku for p in shelves.values()}
+        tags.update({t: sku for t, sku in (known or {}).items() if t in tags and sku in skus})
         return Planogram(shelves, tags)
+
+    def shelf_code(self, shelf: int | None) -> str | None:
+        """The code (sku) of the product ``shelf`` holds; None for no such shelf."""
+        return next((s.code for s in self.shelf if s.shelf == shelf), None)

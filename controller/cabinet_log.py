@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from protocols.cabinet import session as cs
+from protocols.cabinet.errors import CabinetError
 from protocols.cabinet.model import (
     CabinetPolicy,
     ChargeRule,
@@ -42,6 +43,7 @@ from protocols.cabinet.model import (
     ShelfChange,
     ShelfReading,
 )
+from protocols.cabinet.strays import Stray, StrayBook
 from protocols.money import Money
 
 SCHEMA = """
@@ -55,6 +57,7 @@ CREATE INDEX IF NOT EXISTS cabinet_log_session ON cabinet_log (session_id, seq);
 """
 NEXT_ID_KEY = "cabinet.next_session"  # meta: the next session id to hand out
 EVENT_ACK_KEY = "cabinet.event_ack"  # meta: "boot:seq" of the last cabinet event journaled
+STRAYS_KEY = "cabinet.strays"  # meta: the items on a wrong shelf (open planogram notices)
 
 
 class CabinetLogError(Exception):
@@ -114,6 +117,36 @@ def change_of(d: Mapping[str, Any]) -> ShelfChange:
         int(d.get("confidence", 100)),
         bool(d.get("fault", False)),
     )
+
+
+def strays_json(book: StrayBook) -> str:
+    strays = [
+        {"session_id": s.session_id, "shelf": s.shelf, "sku": s.sku, "quantity": s.quantity,
+         "unit_weight_g": s.unit_weight_g, "tolerance_g": s.tolerance_g, "tags": sorted(s.tags)}
+        for s in book.strays
+    ]  # fmt: skip
+    weights = {str(shelf): grams for shelf, grams in sorted(book.weights.items())}
+    return json.dumps({"strays": strays, "weights": weights}, sort_keys=True)
+
+
+def strays_of(raw: str | None) -> StrayBook:
+    """The book kept in the journal's meta (empty when none was ever written)."""
+    if not raw:
+        return StrayBook()
+    try:
+        d = json.loads(raw)
+        strays = tuple(
+            Stray(
+                int(s["session_id"]), int(s["shelf"]), str(s["sku"]), int(s["quantity"]),
+                int(s["unit_weight_g"]), int(s["tolerance_g"]),
+                frozenset(str(t) for t in s.get("tags", ())),
+            )
+            for s in d["strays"]
+        )  # fmt: skip
+        weights = {int(k): int(v) for k, v in d["weights"].items()}
+    except (ValueError, TypeError, KeyError, AttributeError, CabinetError) as exc:
+        raise CabinetLogError(f"unreadable {STRAYS_KEY} in the journal: {exc}") from exc
+    return StrayBook(strays, weights)
 
 
 def lines_json(lines: Sequence[SaleLine]) -> list[dict[str, Any]]:

@@ -12,18 +12,26 @@ lies on the shelf). A sku that is also one of the machine's vend selection codes
 shelf priced by ``selection`` without a ``sku`` of its own) is not reported: the
 selection's own row would be overwritten by it.
 
+An item put back on another product's shelf (a :class:`~protocols.cabinet.strays.Stray`,
+an open planogram notice) still counts as its own sku: its weight (or tag) is taken off
+the shelf it lies on before that shelf is counted. Otherwise a 355 g can on a shelf of
+40 x 520 g bottles (tolerance 10 g per unit: 400 g) would read as one bottle more, and
+its own sku one unit short -- two phantom inventory mismatches at the fleet.
+
 Rows are ``change`` messages with absolute counts, never a ``snapshot`` (a snapshot
 would delete the vend selections' rows at the fleet).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from controller.cabinet_config import CabinetSection
 from protocols.cabinet.model import Planogram, ShelfReading
 from protocols.cabinet.settle import whole_units
+from protocols.cabinet.strays import Stray
 from protocols.telemetry import SelectionStock, StockBody, StockKind
 
 
@@ -39,16 +47,22 @@ class SkuLevel:
     price: int
 
 
-def shelf_count(reading: ShelfReading, planogram: Planogram, *, rfid: bool) -> int | None:
-    """Units on one shelf, or None when the reading cannot say."""
+def shelf_count(
+    reading: ShelfReading, planogram: Planogram, *, rfid: bool, strays: Iterable[Stray] = ()
+) -> int | None:
+    """Units of the shelf's own product on one shelf (``strays`` lying on it left out),
+    or None when the reading cannot say."""
     product = planogram.shelves.get(reading.shelf)
     if product is None or reading.fault:
         return None
+    foreign = tuple(strays)
     if rfid and reading.tags is not None:
-        return len(reading.tags)
+        tagged = {t for s in foreign for t in s.tags}
+        tags = len(reading.tags - tagged) - sum(s.quantity for s in foreign if not s.tags)
+        return None if tags < 0 else tags
     if reading.weight_g is None:
         return None
-    units = whole_units(reading.weight_g, product)
+    units = whole_units(reading.weight_g - sum(s.weight_g for s in foreign), product)
     return None if units is None or units < 0 else units
 
 
@@ -58,10 +72,14 @@ def levels(
     readings: Iterable[ShelfReading],
     *,
     skip: Iterable[str] = (),
+    strays: Sequence[Stray] = (),
 ) -> dict[str, SkuLevel]:
     """Stock by sku from one inventory; skus with a shelf that cannot be counted are left
-    out, as are the codes in ``skip``."""
+    out, as are the codes in ``skip``; ``strays`` count as their own sku."""
     by_shelf = {r.shelf: r for r in readings}
+    misplaced: Counter[str] = Counter()
+    for stray in strays:
+        misplaced[stray.sku] += stray.quantity
     counted: dict[str, list[int | None]] = {}
     capacity: dict[str, int] = {}
     par: dict[str, int] = {}
@@ -70,7 +88,12 @@ def levels(
         if product is None:
             continue
         reading = by_shelf.get(entry.shelf)
-        count = None if reading is None else shelf_count(reading, planogram, rfid=entry.rfid)
+        here = [s for s in strays if s.shelf == entry.shelf]
+        count = (
+            None
+            if reading is None
+            else shelf_count(reading, planogram, rfid=entry.rfid, strays=here)
+        )
         counted.setdefault(product.sku, []).append(count)
         # No capacity configured: the shelf is taken to be full at its present count.
         capacity[product.sku] = capacity.get(product.sku, 0) + (entry.capacity or count or 0)
@@ -81,7 +104,7 @@ def levels(
         if sku in skipped or any(c is None for c in counts):
             continue
         product = planogram.products[sku]
-        total = sum(c for c in counts if c is not None)
+        total = sum(c for c in counts if c is not None) + misplaced[sku]
         out[sku] = SkuLevel(
             sku,
             product.name,

@@ -4,7 +4,9 @@ A customer taps a card, waits for the lock to release, opens the door, takes one
 three items, sometimes puts one back (now and then on the wrong shelf) and closes the
 door; the machine settles the sale from what the shelves report. Customers see what a
 shopper sees: they reach past a shelf holding a stray product from another shelf (the
-cabinet's planogram alarm tells the staff to tidy it).
+cabinet's planogram alarm tells the staff to tidy it). At closing time the staff do:
+with the service key they move each stray back to its own shelf, and the machine's next
+look at the shelves clears the notice (:meth:`CabinetShopper.tidy`).
 
 The processor's ledger is the card reader's own: charged less refunded less credited
 (the cabinet pre-authorises, then gives back the difference as a negative vend).
@@ -34,6 +36,7 @@ from fleet.store.review_models import review_queue
 PUT_BACK = 0.25  # a customer changes their mind about one item
 WRONG_SHELF = 0.3  # ... and puts it back on another shelf (while every shelf is tidy)
 UNLOCK_TIMEOUT = 15.0
+TIDY_TIMEOUT = 20.0  # the machine sees the shelves tidy within an idle poll or two
 FAULT_EXTRA_S = 3  # the fault holds the door this long past the limit
 
 
@@ -45,6 +48,7 @@ class CabinetStats:
     items_taken: int = 0
     put_back: int = 0
     wrong_shelf: int = 0
+    tidied: int = 0  # strays the staff moved back at closing time
     outcomes: Counter[str] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -54,6 +58,7 @@ class CabinetStats:
             "items_taken": self.items_taken,
             "put_back": self.put_back,
             "put_back_wrong_shelf": self.wrong_shelf,
+            "strays_tidied": self.tidied,
             "outcomes": dict(self.outcomes),
         }
 
@@ -76,6 +81,27 @@ class CabinetShopper(Shopper):
     ) -> None:
         super().__init__(machine, rng, mean_gap, stop=stop, stats=stats, ledger=ledger)
         self.cabinet_stats = cabinet_stats
+        self.strays: list[tuple[int, int, str]] = []  # (own shelf, shelf it is on, sku)
+
+    def run(self) -> None:
+        super().run()
+        if self.strays:
+            try:
+                self.tidy()
+            except (RuntimeError, OSError, ValueError, KeyError):  # DemoMachineError too
+                self.stats.count("error")
+
+    def tidy(self) -> None:
+        """Closing time: staff move every stray back to its own shelf (the cabinet's
+        service key, between sessions), then see the machine's notices end."""
+        m = self.machine
+        m.wait_phase(("idle",), 30)
+        while self.strays:
+            own, on, sku = self.strays.pop()
+            m.act("move", shelf=on, to_shelf=own, sku=sku)
+            with self.cabinet_stats.lock:
+                self.cabinet_stats.tidied += 1
+        m.wait_for(lambda: not m.cabinet_view()["strays"], TIDY_TIMEOUT, "the shelves tidy")
 
     def visit(self, method: str) -> None:
         del method  # a cabinet opens on a card pre-authorisation only
@@ -143,7 +169,10 @@ class CabinetShopper(Shopper):
             # One stray at a time: while a shelf holds one, customers use the others.
             wrong = len(shelves) == len(everything) and rng.random() < WRONG_SHELF
             to_shelf = rng.choice(others) if wrong else shelf
-            m.act("put_back", shelf=shelf, to_shelf=to_shelf)
+            hand = [h["sku"] for h in m.act("status")["hand"] if h["from_shelf"] == shelf]
+            m.act("put_back", shelf=shelf, to_shelf=to_shelf)  # the last one taken from it
+            if wrong:
+                self.strays.append((shelf, to_shelf, str(hand[-1])))
             taken.remove(shelf)
             put_back = True
         with self.cabinet_stats.lock:

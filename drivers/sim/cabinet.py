@@ -7,7 +7,9 @@ by session id (the open session and its "before" snapshot are non-volatile, the
 rest is RAM), the open window and held-open limit, an event queue, sensor faults,
 tampering and power cycles. A simulated customer acts through :meth:`control`:
 ``open_door``, ``take``, ``put_back``, ``close_door``, ``hold_open``,
-``sensor_fault``, ``sensor_ok``, ``power_cycle`` (see docs/cabinet-protocol.md §9).
+``sensor_fault``, ``sensor_ok``, ``power_cycle`` (see docs/cabinet-protocol.md §9); staff
+with the service key ``move`` items between shelves (tidying a stray) between sessions.
+``take`` and ``move`` pick the last item placed, or the last of ``sku`` when given.
 """
 
 from __future__ import annotations
@@ -446,15 +448,14 @@ class SimCabinet(FramedSim[Request, Response]):
         if action == "open_door":
             self._open_door(flag_arg(args, "force"), now)
         elif action == "take":
-            shelf, count = self._shelf_arg(args, "shelf"), count_arg(args, "count", 1)
+            shelf = self._shelf_arg(args, "shelf")
             self._need_open(action)
-            items = self.shelves[shelf].items
-            if count > len(items):
-                raise ValueError(f"shelf {shelf} holds {len(items)} items, cannot take {count}")
-            for _ in range(count):
-                self.hand.append((shelf, items.pop()))
+            for item in self._pick(shelf, args, "take"):
+                self.hand.append((shelf, item))
         elif action == "put_back":
             self._put_back(args)
+        elif action == "move":
+            self._move(args)
         elif action == "close_door":
             if not self.door_open:
                 raise ValueError("the door is already closed")
@@ -501,6 +502,31 @@ class SimCabinet(FramedSim[Request, Response]):
         for index in reversed(held[-count:] if count else []):
             _, item = self.hand.pop(index)
             self.shelves[to_shelf].items.append(item)
+
+    def _move(self, args: dict[str, object]) -> None:
+        """Staff open the door with the service key (no session, no tamper), move
+        ``count`` items (of ``sku``, else the last put there) from ``shelf`` to
+        ``to_shelf`` and shut it again: DOOR OPENED and DOOR CLOSED are queued."""
+        if self.door_open or self._active is not None:
+            raise ValueError("move: staff wait for the door to be shut and no session open")
+        shelf, to_shelf = self._shelf_arg(args, "shelf"), self._shelf_arg(args, "to_shelf")
+        moved = self._pick(shelf, args, "move")
+        self._event(EventKind.DOOR_OPENED)
+        self.shelves[to_shelf].items += moved
+        self._event(EventKind.DOOR_CLOSED)
+
+    def _pick(self, shelf: int, args: dict[str, object], action: str) -> list[SimItem]:
+        """Take ``count`` items (of ``sku`` if given) off ``shelf``, the last placed first."""
+        count = count_arg(args, "count", 1)
+        sku = args.get("sku")
+        if sku is not None and not isinstance(sku, str):
+            raise ValueError(f"sku must be text, got {sku!r}")
+        items = self.shelves[shelf].items
+        picked = [i for i, item in enumerate(items) if sku is None or item.sku == sku]
+        if count > len(picked):
+            what = "items" if sku is None else f"{sku} items"
+            raise ValueError(f"shelf {shelf} holds {len(picked)} {what}, cannot {action} {count}")
+        return [items.pop(i) for i in reversed(picked[len(picked) - count :])]
 
     def _sensor(self, fault: bool, args: dict[str, object]) -> None:
         index = self._shelf_arg(args, "shelf")

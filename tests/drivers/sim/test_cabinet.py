@@ -117,6 +117,29 @@ def test_door_held_open_by_time_and_forced_door_is_tamper() -> None:
     assert cabinet.handle(Unlock(6, 30, 60), 80.0) == ErrorReply(0x03, ErrorCode.DOOR_OPEN)
 
 
+def test_staff_move_a_stray_back_between_sessions_and_the_board_says_so() -> None:
+    cabinet = _ready()
+    _record(cabinet, Unlock(5, 30, 60), 0.0)
+    cabinet.control("open_door", {}, 1.0)
+    cabinet.control("take", {"shelf": 0}, 1.0)
+    cabinet.control("put_back", {"shelf": 0, "to_shelf": 1}, 1.0)
+    with pytest.raises(ValueError, match="no session open"):
+        cabinet.control("move", {"shelf": 1, "to_shelf": 0, "sku": "COLA"}, 1.0)
+    cabinet.control("close_door", {}, 2.0)
+    cabinet.control("move", {"shelf": 1, "to_shelf": 0, "sku": "COLA"}, 3.0)
+    shelves = [{i.sku: len(s.items) for i in s.items} for s in cabinet.shelves[:2]]
+    assert shelves == [{"COLA": 5}, {"WATER": 5}]
+    events = cabinet.handle(ReadEvents(cabinet.boot_count), 3.0)
+    assert isinstance(events, Events)
+    assert [(e.kind, e.session_id) for e in events.events][-2:] == [
+        (EventKind.DOOR_OPENED, None),
+        (EventKind.DOOR_CLOSED, None),
+    ]
+    assert CabinetFlags.TAMPER not in _status(cabinet, 3.0).flags
+    with pytest.raises(ValueError, match="holds 0 COLA items, cannot move 1"):
+        cabinet.control("move", {"shelf": 1, "to_shelf": 0, "sku": "COLA"}, 4.0)
+
+
 def test_rfid_tags_are_paged_and_a_sensor_fault_marks_the_report() -> None:
     cabinet = SimCabinet(stocked_shelves(2, 8, rfid=True))
     cabinet.handle(AcknowledgeReset(cabinet.boot_count), 0.0)
