@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Connection, DateTime, select, tuple_, type_coerce
 
 from fleet.audit.records import AuditError, ReceiptKind, ReceiptRecord, SaleRecord
+from fleet.audit.streams import MachineStream, stream
 from fleet.store.einvoice_models import receipt_queue as q
 from protocols.einvoice import EinvoiceError, from_xml
 
@@ -89,6 +90,32 @@ class QueueReceiptSource:
                 q.c.machine_id.in_(machines), q.c.issued_at >= start, q.c.issued_at < end
             ),
         )
+        return self._complete(conn, rows, start, end, sales)
+
+    def streamed(
+        self,
+        conn: Connection,
+        machines: Sequence[str] | None,
+        rank: dict[str, int],
+        start: datetime,
+        end: datetime,
+    ) -> StreamedQueueReceipts:
+        """This source for one pass over ``rank``'s machines in that order: the range's
+        receipts are read as one stream ordered by machine (like the sales), not queried
+        per batch -- per batch, PostgreSQL scanned the whole queue each time."""
+        return StreamedQueueReceipts(
+            conn, machines, rank, start=start, end=end, currency=self.currency
+        )
+
+    def _complete(
+        self,
+        conn: Connection,
+        rows: dict[int, _Row],
+        start: datetime,
+        end: datetime,
+        sales: Sequence[SaleRecord],
+    ) -> list[ReceiptRecord]:
+        """Add receipts of ``sales`` outside the range and correction chains; set VAT."""
         outside = [_machine_seq(s.key) for s in sales if not start <= s.at < end]
         if outside:  # sales loaded from beyond the range (refunded long after)
             self._add(rows, conn, _select_where(tuple_(q.c.machine_id, q.c.sale_seq).in_(outside)))
@@ -107,7 +134,10 @@ class QueueReceiptSource:
         return _records(rows, vats)
 
     def _add(self, rows: dict[int, _Row], conn: Connection, stmt: Any) -> None:
-        for raw in conn.execute(stmt):
+        self._keep(rows, conn.execute(stmt))
+
+    def _keep(self, rows: dict[int, _Row], found: Iterable[Any]) -> None:
+        for raw in found:
             row = _Row(*raw)
             if self.currency is not None and row.currency != self.currency:
                 raise AuditError(
@@ -141,6 +171,45 @@ class QueueReceiptSource:
             rows.update(linked)
             if want:
                 self._add(rows, conn, _select_where(q.c.id.in_(sorted(want))))
+
+
+class StreamedQueueReceipts(QueueReceiptSource):
+    """:meth:`QueueReceiptSource.streamed`: batches must ask for machines in rank order,
+    over the range the stream was opened with."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        machines: Sequence[str] | None,
+        rank: dict[str, int],
+        *,
+        start: datetime,
+        end: datetime,
+        currency: str | None,
+    ) -> None:
+        super().__init__(currency)
+        self._range = (start, end)
+        where = [q.c.issued_at >= start, q.c.issued_at < end]
+        if machines:
+            where.append(q.c.machine_id.in_(sorted(set(machines))))
+        # The machine id leads (MachineStream reads it from column 0); load drops it.
+        stmt = select(q.c.machine_id, *_COLUMNS).where(*where).order_by(q.c.machine_id)
+        self._stream = MachineStream(stream(conn, stmt), rank)
+
+    def load(
+        self,
+        conn: Connection,
+        machines: Sequence[str],
+        start: datetime,
+        end: datetime,
+        sales: Sequence[SaleRecord],
+    ) -> list[ReceiptRecord]:
+        if (start, end) != self._range:
+            raise AuditError("receipts asked for another range than the stream was opened on")
+        rows: dict[int, _Row] = {}
+        for machine in machines:
+            self._keep(rows, (found[1:] for found in self._stream.take(machine)))
+        return self._complete(conn, rows, start, end, sales)
 
 
 def _select_where(condition: Any) -> Any:

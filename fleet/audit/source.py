@@ -25,7 +25,7 @@ from sqlalchemy import Connection, DateTime, Engine, and_, func, select, true, t
 from fleet.audit.dexpoints import dex_point
 from fleet.audit.parallel import default_workers, reconcile_in_processes
 from fleet.audit.periods import Period, build_report, reconcile_rows
-from fleet.audit.receipts import ReceiptSource, SalesReceiptSource
+from fleet.audit.receipts import QueueReceiptSource, ReceiptSource, SalesReceiptSource
 from fleet.audit.records import (
     AuditError,
     CashCount,
@@ -279,6 +279,8 @@ def iter_activities(
         rank,
     )
     source = receipts or SalesReceiptSource(config.vat_rate_bp)
+    if isinstance(source, QueueReceiptSource):  # one ordered stream, like the sales
+        source = source.streamed(conn, machines, rank, earliest, after)
     finish = functools.partial(
         _activities, conn, source=source, earliest=earliest, after=after, config=config,
         counts=counts, sites=sites, gaps=open_gaps, payouts=payouts,
