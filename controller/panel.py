@@ -28,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from drivers.unix_path import reachable
+
 PanelHandler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
 
 
@@ -46,7 +48,8 @@ class PanelServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._server = await asyncio.start_unix_server(self._client, path=str(self.path))
+        with reachable(self.path) as where:
+            self._server = await asyncio.start_unix_server(self._client, path=where)
 
     async def close(self) -> None:
         if self._server is not None:
@@ -104,7 +107,8 @@ class PanelClient:
         self._lock = asyncio.Lock()
 
     async def connect(self) -> None:
-        self._reader, self._writer = await asyncio.open_unix_connection(str(self.path))
+        with reachable(self.path) as where:
+            self._reader, self._writer = await asyncio.open_unix_connection(where)
 
     async def close(self) -> None:
         if self._writer is not None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.sim.control import ControlClient
+from drivers.unix_path import reachable
 
 _T = TypeVar("_T")
 
@@ -237,7 +238,8 @@ class DemoMachine:
     def panel(self, cmd: str, **args: Any) -> dict[str, Any]:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(10)
-            sock.connect(str(self.panel_path))
+            with reachable(self.panel_path) as where:
+                sock.connect(where)
             sock.sendall((json.dumps({"cmd": cmd, **args}) + "\n").encode())
             buf = b""
             while not buf.endswith(b"\n"):

@@ -15,6 +15,8 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from drivers.unix_path import reachable
+
 # (device, action, args) -> result; raise ValueError / KeyError for a bad request.
 ControlHandler = Callable[[str, str, dict[str, Any]], dict[str, Any]]
 
@@ -53,7 +55,8 @@ async def serve_control(path: str, handler: ControlHandler) -> asyncio.Server:
         finally:
             writer.close()
 
-    return await asyncio.start_unix_server(client, path=path)
+    with reachable(path) as where:
+        return await asyncio.start_unix_server(client, path=where)
 
 
 class ControlClient:
@@ -68,7 +71,8 @@ class ControlClient:
 
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
-            sock.connect(self.path)
+            with reachable(self.path) as where:
+                sock.connect(where)
             sock.sendall(
                 (json.dumps({"device": device, "action": action, "args": args}) + "\n").encode()
             )
