@@ -105,7 +105,9 @@ class DemoCabinet(DemoMachine):
             lines += [
                 "[[cabinet.shelf]]", f"shelf = {s.shelf}", f"sku = {_toml(s.code)}",
                 f"product = {_toml(s.product)}", f"unit_weight_g = {s.unit_weight_g}",
-                f"tolerance_g = {s.tolerance_g}", f"price = {slot.price}", "",
+                f"tolerance_g = {s.tolerance_g}", f"price = {slot.price}",
+                # Stocked full: the fleet shows levels against the shelf, not the count.
+                f"capacity = {SHELF_ITEMS}", f"par = {SHELF_ITEMS}", "",
             ]  # fmt: skip
         return lines
 

@@ -188,9 +188,19 @@ def test_the_store_cabinet_sold_with_receipts_settled_and_reconciled(demo_run: D
                 "SELECT selection FROM planogram_slots WHERE machine_id = ?", (mid,)
             )
         }  # fmt: skip
+        shelves = db.execute(
+            "SELECT selection, count, capacity, par FROM stock_levels WHERE machine_id = ?",
+            (mid,),
+        ).fetchall()
     finally:
         db.close()
     assert settled == (sold["count"], sold["value"])
+    # Its shelves as its stock telemetry reported them: every planogram slot, levels
+    # against the configured shelf size, and something sold off them.
+    assert {sel for sel, *_ in shelves} == slots
+    assert {(capacity, par) for _, _, capacity, par in shelves} == {(40, 40)}
+    assert all(0 <= count <= 40 for _, count, _, _ in shelves)
+    assert sum(count for _, count, _, _ in shelves) < 40 * len(shelves)
     assert cab["settlements"] == {"rows": sold["count"], "amount": sold["value"]}
     # Reconciled: the auditor's command finds the cabinet's row, fully settled and
     # receipted, in the store's rollup.
