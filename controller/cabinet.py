@@ -21,14 +21,10 @@ negative vend; else VEND FAILURE and a new VEND REQUEST for the final amount on 
 multivend reader; else, as baskets do, VEND FAILURE and the sale recorded as unsettled
 (a free product is a smaller wrong than a charge for nothing) -- with a review record.
 
-After a restart (:meth:`CabinetFlow.recover`) our init has reset the reader, which voids
-an approval not yet settled, so an open session can no longer charge the card: it is
-finished from what the cabinet says (verdict, report or a fresh inventory against the
-baseline), settled under the power-loss rule. With ``resume_window_s`` the same card (its Level-3
-media id), presented again in time, is charged the amount due with a new VEND REQUEST
-(:meth:`CardPayments._charge_on_return`); otherwise anything due goes to the review
-queue as an unsettled sale. Nothing is charged twice; nothing is charged that was not
-taken.
+After a restart (:meth:`CabinetFlow.recover`, :mod:`controller.cabinet_recovery`) an open
+session is finished from what the cabinet says, under the power-loss rule; the voided card
+is charged only if it comes back in time (``resume_window_s``), else the sale goes to
+review as unsettled. Nothing is charged twice; nothing is charged that was not taken.
 
 Stock: the shelves are reported as ``stock`` rows per sku at start-up, before and after
 each session (:mod:`controller.cabinet_stock`).
@@ -61,11 +57,11 @@ from controller.cabinet_payment import (
     UNCERTAIN,
     UNSETTLED,
     CabinetRun,
-    CardPayments,
 )
+from controller.cabinet_recovery import CabinetRecovery
 from controller.panel import PanelError
 from controller.receipts import Issued
-from drivers.cabinet import Cabinet, CabinetDriverError, SessionVerdict
+from drivers.cabinet import Cabinet, CabinetDriverError
 from protocols.cabinet import session as cs
 from protocols.cabinet import strays as stray
 from protocols.cabinet.errors import CabinetError
@@ -92,7 +88,7 @@ log = logging.getLogger(__name__)
 IDLE_POLL = 1.0  # cabinet events while no session runs (tamper, power-up)
 
 
-class CabinetFlow(CardPayments):
+class CabinetFlow(CabinetRecovery):
     def __init__(self, machine: Machine, settings: CabinetSection, cabinet: Cabinet) -> None:
         self.machine = machine
         self.settings = settings
@@ -199,38 +195,6 @@ class CabinetFlow(CardPayments):
             except (CabinetDriverError, CabinetError, MdbError):
                 log.exception("cabinet session failed")
             await self._report_stock(await self.link.inventory())
-
-    async def recover(self) -> None:
-        """Finish every session the log shows open, then let the cabinet unlock again."""
-        journal = self.machine.journal
-        await journal.run(lambda: clog.ensure_table(journal.db))
-        raw = await journal.run(lambda: journal.get_meta(clog.EVENT_ACK_KEY))
-        if raw:
-            boot, _, seq = raw.partition(":")
-            self.link.ack = (int(boot), int(seq))
-        strays = await journal.run(lambda: journal.get_meta(clog.STRAYS_KEY))
-        self.strays = clog.strays_of(strays)
-        sessions = await journal.run(lambda: clog.load_sessions(journal.db))
-        for logged in sessions:
-            session = logged.rebuild()
-            run = CabinetRun(
-                session, logged.reader, logged.boot, card_lost=True, media_id=logged.media_id,
-                restarted=True,
-            )  # fmt: skip
-            run.events = [event for event, _ in logged.events]
-            self.current = run
-            log.warning("cabinet session %s open at restart (%s)", run.session.session_id,
-                        session.phase.value)  # fmt: skip
-            try:
-                if session.finished:
-                    await self._payment_at_restart(run, logged.payment_steps)
-                    await self._close(run)
-                else:
-                    await self._resume(run)
-                    await self._until_finished(run)
-            finally:
-                self.current = None
-        await self.link.acknowledge_reset()
 
     # --- one session ------------------------------------------------------------------
 
@@ -418,61 +382,6 @@ class CabinetFlow(CardPayments):
                 log.warning("cabinet shelves not read: %s", exc)
                 return
             await self._report_stock(readings)
-
-    # --- after a restart --------------------------------------------------------------
-
-    async def _resume(self, run: CabinetRun) -> None:
-        """Feed an interrupted session what the cabinet says happened while we were down."""
-        session = run.session
-        phase = session.phase
-        if phase is cs.Phase.AUTHORISING:
-            await self._feed(run, cs.PaymentDenied())  # the reader's reset voided any approval
-            return
-        if phase is cs.Phase.RECOUNTING:
-            await self._feed(run, cs.InventoryRead(await self.link.inventory()))
-            return
-        verdict = await self.link.verdict(session.session_id, run.boot)
-        if phase is cs.Phase.UNLOCKING:
-            if verdict is SessionVerdict.NEVER_UNLOCKED:
-                await self._feed(run, cs.UnlockRefused("the cabinet never unlocked"))
-                return
-            await self._feed(run, cs.DoorUnlocked())
-        if session.phase is cs.Phase.UNLOCKED:
-            if verdict is SessionVerdict.WAITING:
-                await self._lock(run)  # nobody may open it on an approval that is void now
-                if session.finished:
-                    return
-                verdict = await self.link.verdict(session.session_id, run.boot)
-            if verdict is SessionVerdict.ENDED_UNOPENED:
-                await self._feed(run, cs.DoorRelocked())
-                return
-            if verdict in (SessionVerdict.OPEN, SessionVerdict.CLOSED):
-                await self._feed(run, cs.DoorOpened())
-        await self._feed(run, cs.PowerLost())
-        if verdict is SessionVerdict.CLOSED:
-            await self._feed(
-                run, cs.SessionReported(await self.link.report(run.session.session_id))
-            )
-        elif verdict is SessionVerdict.OPEN:
-            await self._feed(run, cs.PowerRestored(door_open=True))  # counted when it closes
-        else:
-            await self._feed(run, cs.PowerRestored(door_open=False))
-
-    async def _payment_at_restart(
-        self, run: CabinetRun, steps: Sequence[Mapping[str, Any]]
-    ) -> None:
-        settlement = run.session.settlement
-        assert settlement is not None
-        zero = Money(0, settlement.charge.currency)
-        if steps:
-            # A reader step may have been taken: never try again, a person checks it.
-            what = steps[-1].get("step", "payment")
-            run.payment = (UNCERTAIN, zero, f"the controller restarted during the {what} step")
-        elif settlement.charge:
-            run.payment = (UNSETTLED, zero, "the card authorisation was lost at a restart")
-            await self._charge_on_return(run, settlement.charge)
-        else:
-            run.payment = (RELEASED, zero, "")
 
     # --- closing ----------------------------------------------------------------------
 
